@@ -1,0 +1,199 @@
+"""States -> chat messages, and model answers -> actions / choices. The one place prompts live.
+
+Two prompts:
+- the *action prompt* (IL, RL, evaluation): state -> "<action>...</action>", optionally after
+  reasoning in <think>...</think>;
+- the *critic prompt* (ACT stage, held-out pair accuracy): state + Action 1 + Action 2 ->
+  "<answer>1</answer>" or "<answer>2</answer>", optionally after reasoning.
+
+`same_action` is the single definition of "the same action" shared by the pair filter, the RL
+reward and next-action accuracy.
+
+Choices the paper left open:
+1. History window: the last `history_window` (observation, action) pairs are shown (default 4),
+   observations truncated to `max_observation_chars`; older steps are summarised as a count.
+2. An opened but unclosed tag at the end of a completion (generation stopped at the stop string
+   or the length limit) still counts; a completion with no opening tag is a format failure.
+3. A critic answer naming both options, or neither, is a format failure (no parseable choice).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from actrl.data.records import State
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class PromptConfig:
+    """How states are rendered into prompts (shared by every stage and the evaluator)."""
+
+    history_window: int = 4
+    """(observation, action) pairs of history shown; the paper says 'recent history' without a number."""
+    max_observation_chars: int = 1200
+    """observations are cut to this many characters (ScienceWorld 'look around' can be long)."""
+    show_admissible: bool = False
+    """list the admissible actions in the action prompt when the environment recorded them."""
+    thinking: bool = False
+    """ask for reasoning in <think>...</think> before the answer (the paper's 'thinking' mode)."""
+
+    def validate(self) -> None:
+        if self.history_window < 0:
+            raise ValueError(f"history_window={self.history_window}: expected >= 0")
+        if self.max_observation_chars < 20:
+            raise ValueError(f"max_observation_chars={self.max_observation_chars}: expected >= 20")
+
+
+ACTION_SYSTEM = (
+    "You are an agent acting in a text environment. Read the task and the latest observation, "
+    "then give exactly one next action as a command the environment understands."
+)
+CRITIC_SYSTEM = (
+    "You are an expert judge of agents acting in a text environment. Given the task, the recent "
+    "history and two candidate next actions, decide which action is better for completing the task."
+)
+
+
+def _clip(text: str, limit: int) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def render_state(state: State, cfg: PromptConfig, with_admissible: bool | None = None) -> str:
+    """The state as text: task, recent history, current observation (and admissible actions)."""
+    lines = [f"Task: {state.task_description.strip()}"]
+    history = state.history[-cfg.history_window :] if cfg.history_window else []
+    skipped = len(state.history) - len(history)
+    if state.history:
+        lines.append("")
+        lines.append("History:" + (f" ({skipped} earlier steps not shown)" if skipped else ""))
+        for obs, act in history:
+            lines.append(f"Observation: {_clip(obs, cfg.max_observation_chars)}")
+            lines.append(f"Action: {act}")
+    lines.append("")
+    lines.append(f"Current observation: {_clip(state.observation, cfg.max_observation_chars)}")
+    show = cfg.show_admissible if with_admissible is None else with_admissible
+    if show and state.admissible:
+        lines.append("")
+        lines.append("Admissible actions: " + ", ".join(state.admissible))
+    return "\n".join(lines)
+
+
+def action_messages(state: State, cfg: PromptConfig) -> Messages:
+    """Action prompt: the policy's next-action query (IL, RL, evaluation)."""
+    if cfg.thinking:
+        ask = "Think briefly inside <think>...</think>, then give the next action as <action>command</action>."
+    else:
+        ask = "Answer with the next action only, as <action>command</action>."
+    return [
+        {"role": "system", "content": ACTION_SYSTEM},
+        {"role": "user", "content": render_state(state, cfg) + "\n\n" + ask},
+    ]
+
+
+def action_completion(action: str) -> str:
+    """The target completion for IL: the expert action in the answer format."""
+    return f"<action>{action}</action>"
+
+
+def critic_messages(state: State, action_1: str, action_2: str, cfg: PromptConfig) -> Messages:
+    """Critic prompt of the ACT stage: which of two candidate actions is better?"""
+    if cfg.thinking:
+        ask = (
+            "Think about what each action would lead to inside <think>...</think>, then answer "
+            "with the number of the better action as <answer>1</answer> or <answer>2</answer>."
+        )
+    else:
+        ask = "Answer with the number of the better action only, as <answer>1</answer> or <answer>2</answer>."
+    body = render_state(state, cfg, with_admissible=False)
+    body += f"\n\nAction 1: {action_1}\nAction 2: {action_2}\n\nWhich action is better? {ask}"
+    return [{"role": "system", "content": CRITIC_SYSTEM}, {"role": "user", "content": body}]
+
+
+# ----------------------------------------------------------------------------- parsing
+
+_THINK = re.compile(r"<think>.*?(</think>|$)", re.IGNORECASE | re.DOTALL)
+_SPACE = re.compile(r"\s+")
+
+
+def _strip_thinking(text: str) -> str:
+    return _THINK.sub(" ", text)
+
+
+def _tag(text: str, tag: str) -> str | None:
+    """Content of the first <tag>...</tag> outside reasoning; an unclosed tag runs to line end."""
+    body = _strip_thinking(text)
+    closed = re.search(rf"<\s*{tag}\s*>(.*?)<\s*/\s*{tag}\s*>", body, re.IGNORECASE | re.DOTALL)
+    if closed:
+        return closed.group(1)
+    opened = re.search(rf"<\s*{tag}\s*>([^\n<]*)", body, re.IGNORECASE)
+    return opened.group(1) if opened else None
+
+
+def normalize_action(action: str) -> str:
+    """Canonical form for comparing actions: lower case, single spaces, no edge quotes/periods.
+
+    >>> normalize_action('  Open  Door to Kitchen. ')
+    'open door to kitchen'
+    """
+    a = _SPACE.sub(" ", action.strip().lower())
+    return a.strip(" .\"'`")
+
+
+def same_action(a: str, b: str) -> bool:
+    """The one definition of 'same action' (pair filter, RL reward, next-action accuracy).
+
+    >>> same_action('go to Kitchen', ' GO TO kitchen.')
+    True
+    """
+    return normalize_action(a) == normalize_action(b)
+
+
+def parse_action(text: str) -> str | None:
+    """The action in <action>...</action> (after optional reasoning); None when the tag is missing.
+
+    >>> parse_action('<think>the door</think> <ACTION> open door </action>')
+    'open door'
+    >>> parse_action('open door') is None
+    True
+    """
+    inner = _tag(text, "action")
+    if inner is None:
+        return None
+    inner = _SPACE.sub(" ", inner).strip()
+    return inner or None
+
+
+def parse_choice(text: str, action_1: str, action_2: str) -> int | None:
+    """1 or 2 from the critic's <answer> slot (a number, "Action N", or the action text); else None.
+
+    >>> parse_choice('<answer>2</answer>', 'go north', 'open door')
+    2
+    >>> parse_choice('<answer>Action 1</answer>', 'go north', 'open door')
+    1
+    >>> parse_choice('<answer>open door</answer>', 'go north', 'open door')
+    2
+    >>> parse_choice('<answer>1 or 2</answer>', 'go north', 'open door') is None
+    True
+    """
+    inner = _tag(text, "answer")
+    if inner is None:
+        return None
+    ans = normalize_action(inner)
+    numbers = set(re.findall(r"\b([12])\b", ans))
+    if len(numbers) == 1 and re.fullmatch(r"(action|option)?\s*[12]\s*[:.)]?.*", ans):
+        n = int(numbers.pop())
+        rest = re.sub(r"^(action|option)?\s*[12]\s*[:.)]?\s*", "", ans)
+        # "1: go north" is fine; "1: open door" (number and the other option's text) is ambiguous
+        other = normalize_action(action_2 if n == 1 else action_1)
+        if rest and rest == other and other != normalize_action(action_1 if n == 1 else action_2):
+            return None
+        return n
+    if ans == normalize_action(action_1) and ans != normalize_action(action_2):
+        return 1
+    if ans == normalize_action(action_2) and ans != normalize_action(action_1):
+        return 2
+    return None
