@@ -1,0 +1,208 @@
+"""Batched generation behind one interface: many chat prompts in, n completions per prompt out.
+
+Backends:
+- `HFGenerator`: transformers `generate` with left padding and the KV cache, batching across
+  prompts (prompts sorted by length so a batch pads little; results returned in input order).
+- `VLLMGenerator`: vLLM's offline engine, used when vLLM is installed and a GPU is present.
+
+    gen = make_generator("default")
+    outs = gen.generate([messages, ...], SamplingConfig(n=4, temperature=1.0, stop=["</action>"]))
+
+Choices the paper left open:
+1. A stop string is kept in the completion (so "<action>x</action>" stays parseable).
+2. Sampling is seeded per batch (seed + batch index) so a rerun with the same batch size
+   reproduces its samples; results do not depend on prompt order within a call.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from actrl.models.loading import ModelConfig, load_model, pick_device, resolve_model
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class SamplingConfig:
+    """How completions are sampled."""
+
+    temperature: float = 1.0
+    """0 means greedy decoding."""
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+    n: int = 1
+    """completions per prompt."""
+    seed: int = 0
+    stop: list[str] = field(default_factory=list)
+    """generation for a sequence ends after any of these strings (kept in the output)."""
+    batch_size: int = 8
+    """prompts per forward batch (HF backend; vLLM schedules its own)."""
+
+    def validate(self) -> None:
+        if self.temperature < 0:
+            raise ValueError(f"temperature={self.temperature}: expected >= 0")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p={self.top_p}: expected in (0, 1]")
+        if self.n < 1 or self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ValueError("n, max_new_tokens and batch_size must be >= 1")
+
+
+class Generator(Protocol):
+    def generate(
+        self, prompts: list[Messages], sampling: SamplingConfig, progress: bool = False
+    ) -> list[list[str]]:
+        """For each prompt, `sampling.n` completions (strings, special tokens removed)."""
+        ...
+
+
+def chat_template_kwargs(tokenizer: Any, thinking: bool | None) -> dict[str, Any]:
+    """`enable_thinking` for templates that understand it (Qwen3); nothing for others."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if thinking is None or "enable_thinking" not in template:
+        return {}
+    return {"enable_thinking": thinking}
+
+
+def render_chat(tokenizer: Any, messages: Messages, thinking: bool | None = None) -> str:
+    return tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=False, **chat_template_kwargs(tokenizer, thinking)
+    )
+
+
+def _cut_at_stop(text: str, stop: list[str]) -> str:
+    ends = [text.find(s) + len(s) for s in stop if s in text]
+    return text[: min(ends)] if ends else text
+
+
+class HFGenerator:
+    """transformers generation, batched across prompts with left padding and the KV cache."""
+
+    def __init__(self, model: Any, tokenizer: Any, thinking: bool | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.thinking = thinking
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    @classmethod
+    def load(cls, model: ModelConfig | str, lora_adapter: str | None = None, thinking: bool | None = None):
+        m, tok = load_model(model, lora_adapter=lora_adapter, merge_lora=True)
+        m.eval()
+        return cls(m, tok, thinking)
+
+    def generate(
+        self, prompts: list[Messages], sampling: SamplingConfig, progress: bool = False
+    ) -> list[list[str]]:
+        import torch
+        from tqdm.auto import tqdm
+
+        sampling.validate()
+        texts = [render_chat(self.tokenizer, p, self.thinking) for p in prompts]
+        lengths = [len(self.tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        results: list[list[str]] = [[] for _ in texts]
+        batches = [order[i : i + sampling.batch_size] for i in range(0, len(order), sampling.batch_size)]
+        greedy = sampling.temperature == 0
+        gen_kwargs: dict[str, Any] = {
+            "max_new_tokens": sampling.max_new_tokens,
+            "do_sample": not greedy,
+            "num_return_sequences": 1 if greedy else sampling.n,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if not greedy:
+            gen_kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        if sampling.stop:
+            gen_kwargs.update(stop_strings=sampling.stop, tokenizer=self.tokenizer)
+        device = next(self.model.parameters()).device
+        for b, idx in enumerate(tqdm(batches, desc="generate", disable=not progress, leave=False)):
+            enc = self.tokenizer(
+                [texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(device)
+            torch.manual_seed(sampling.seed + b)
+            with torch.inference_mode():
+                out = self.model.generate(**enc, **gen_kwargs)
+            new = out[:, enc["input_ids"].shape[1] :]
+            decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            per = gen_kwargs["num_return_sequences"]
+            for j, i in enumerate(idx):
+                outs = [_cut_at_stop(d, sampling.stop) for d in decoded[j * per : (j + 1) * per]]
+                results[i] = outs * sampling.n if greedy else outs  # greedy: n identical copies
+        return results
+
+
+class VLLMGenerator:
+    """vLLM offline engine (GPU). Same interface; LoRA adapters through LoRARequest."""
+
+    def __init__(
+        self,
+        model: ModelConfig | str,
+        lora_adapter: str | None = None,
+        thinking: bool | None = None,
+        gpu_memory_utilization: float = 0.85,
+        max_model_len: int | None = None,
+    ):
+        from vllm import LLM
+
+        cfg = ModelConfig(name=model) if isinstance(model, str) else model
+        path = resolve_model(cfg.name)
+        self.lora_adapter = lora_adapter
+        self.thinking = thinking
+        kwargs: dict[str, Any] = {"gpu_memory_utilization": gpu_memory_utilization}
+        if cfg.dtype != "auto":
+            kwargs["dtype"] = cfg.dtype
+        if max_model_len:
+            kwargs["max_model_len"] = max_model_len
+        if lora_adapter:
+            kwargs["enable_lora"] = True
+        self.llm = LLM(model=path, **kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def generate(
+        self, prompts: list[Messages], sampling: SamplingConfig, progress: bool = False
+    ) -> list[list[str]]:
+        from vllm import SamplingParams
+
+        sampling.validate()
+        params = SamplingParams(
+            n=sampling.n,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_new_tokens,
+            seed=sampling.seed,
+            stop=sampling.stop or None,
+            include_stop_str_in_output=True,
+        )
+        texts = [render_chat(self.tokenizer, p, self.thinking) for p in prompts]
+        lora = None
+        if self.lora_adapter:
+            from vllm.lora.request import LoRARequest
+
+            lora = LoRARequest("adapter", 1, self.lora_adapter)
+        outs = self.llm.generate(texts, params, use_tqdm=progress, lora_request=lora)
+        return [[c.text for c in o.outputs] for o in outs]
+
+
+def vllm_available() -> bool:
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    return pick_device("auto").startswith("cuda")
+
+
+def make_generator(
+    model: ModelConfig | str,
+    backend: str = "auto",
+    lora_adapter: str | None = None,
+    thinking: bool | None = None,
+) -> Generator:
+    """'auto' picks vLLM when it is installed and a GPU is present, else transformers."""
+    if backend not in ("auto", "transformers", "vllm"):
+        raise ValueError(f"backend='{backend}': expected auto, transformers or vllm")
+    if backend == "vllm" or (backend == "auto" and vllm_available()):
+        if importlib.util.find_spec("vllm") is None:
+            raise ValueError("backend='vllm' but vLLM is not installed: pip install 'actrl[vllm]'")
+        return VLLMGenerator(model, lora_adapter=lora_adapter, thinking=thinking)
+    return HFGenerator.load(model, lora_adapter=lora_adapter, thinking=thinking)
