@@ -139,7 +139,7 @@ def normalize_action(action: str) -> str:
     >>> normalize_action('  Open  Door to Kitchen. ')
     'open door to kitchen'
     """
-    a = _SPACE.sub(" ", action.strip().lower())
+    a = _SPACE.sub(" ", action.strip().casefold())
     return a.strip(" .\"'`")
 
 

@@ -1,0 +1,86 @@
+"""Rendering states into prompts and parsing answers: the contract every stage relies on."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actrl.data.prompts import (
+    PromptConfig,
+    action_completion,
+    action_messages,
+    critic_messages,
+    normalize_action,
+    parse_action,
+    parse_choice,
+    same_action,
+)
+from actrl.data.records import State
+
+
+def _state(n_history: int = 6) -> State:
+    history = [(f"obs {i}", f"act {i}") for i in range(n_history)]
+    return State("Boil water.", history, "You see a stove.", admissible=["look around", "open door"])
+
+
+def test_history_window_shows_only_recent_steps_and_counts_the_rest():
+    text = action_messages(_state(6), PromptConfig(history_window=2))[1]["content"]
+    assert "act 5" in text and "act 4" in text and "act 3" not in text
+    assert "(4 earlier steps not shown)" in text
+    assert "History" not in action_messages(_state(0), PromptConfig())[1]["content"]
+
+
+def test_admissible_actions_listed_only_when_asked():
+    assert "open door" not in action_messages(_state(), PromptConfig())[1]["content"]
+    assert "Admissible actions: look around, open door" in action_messages(_state(), PromptConfig(show_admissible=True))[1]["content"]
+
+
+def test_long_observations_are_clipped():
+    s = State("t", [], "x" * 5000)
+    assert len(action_messages(s, PromptConfig(max_observation_chars=100))[1]["content"]) < 400
+
+
+def test_thinking_switch_changes_the_instruction():
+    off = action_messages(_state(), PromptConfig(thinking=False))[1]["content"]
+    on = action_messages(_state(), PromptConfig(thinking=True))[1]["content"]
+    assert "<think>" in on and "<think>" not in off
+
+
+def test_critic_prompt_shows_both_actions_in_the_given_order():
+    text = critic_messages(_state(), "go north", "open door", PromptConfig())[1]["content"]
+    assert text.index("Action 1: go north") < text.index("Action 2: open door")
+
+
+def test_parse_action_tolerates_case_whitespace_and_reasoning():
+    assert parse_action("<Action>  open   door </ACTION>") == "open door"
+    assert parse_action("<think>maybe <action>x</action>?</think><action>look</action>") == "look"
+    assert parse_action("<action>go west") == "go west"  # stopped before the closing tag
+
+
+def test_parse_action_is_strict_about_a_missing_tag():
+    assert parse_action("open door") is None
+    assert parse_action("<action></action>") is None
+    assert parse_action("<think>unfinished reasoning <action>x</action>") is None
+
+
+def test_parse_choice_number_text_and_ambiguity():
+    a1, a2 = "go north", "open door"
+    assert parse_choice("<answer>1</answer>", a1, a2) == 1
+    assert parse_choice("blah <answer> Action 2 </answer>", a1, a2) == 2
+    assert parse_choice("<answer>Open Door.</answer>", a1, a2) == 2
+    assert parse_choice("<answer>1 and 2</answer>", a1, a2) is None
+    assert parse_choice("<answer>1: open door</answer>", a1, a2) is None
+    assert parse_choice("Action 1 is better", a1, a2) is None
+    assert parse_choice("<answer>3</answer>", a1, a2) is None
+
+
+def test_action_completion_round_trips():
+    assert parse_action(action_completion("take pot")) == "take pot"
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1, max_size=20))
+def test_same_action_ignores_case_and_spacing(word):
+    assert same_action(f"  {word.upper()}  now", f"{word.lower()} now.")
+
+
+@given(st.text(max_size=40))
+def test_normalize_is_idempotent(text):
+    assert normalize_action(normalize_action(text)) == normalize_action(text)
