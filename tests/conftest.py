@@ -26,3 +26,40 @@ def math500_path() -> Path:
     if not path.exists():
         pytest.fail(f"{path} is missing: tests expect ../shared/data beside the checkout")
     return path
+
+
+@pytest.fixture(scope="session")
+def varied_model_dir(tiny_model_dir) -> str:
+    """A tiny random Llama whose greedy completions differ from prompt to prompt.
+
+    The shared tiny model ties its output embeddings, so greedy decoding just repeats the last
+    prompt token ("\\n" after the chat template) whatever the prompt; untied embeddings and a wider
+    init make outputs prompt-dependent, so tests can tell whose completion is whose.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out = Path(tiny_model_dir).with_name("tiny-llama-varied-test")
+    if (out / "config.json").exists():
+        return str(out)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        initializer_range=0.2,
+        tie_word_embeddings=False,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    tmp = out.with_name(out.name + ".tmp")
+    LlamaForCausalLM(config).save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    os.replace(tmp, out)
+    return str(out)

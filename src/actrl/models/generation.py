@@ -20,6 +20,7 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from actrl.config import ConfigError
 from actrl.models.loading import ModelConfig, load_model, pick_device, resolve_model
 
 Messages = list[dict[str, str]]
@@ -200,9 +201,9 @@ def make_generator(
 ) -> Generator:
     """'auto' picks vLLM when it is installed and a GPU is present, else transformers."""
     if backend not in ("auto", "transformers", "vllm"):
-        raise ValueError(f"backend='{backend}': expected auto, transformers or vllm")
+        raise ConfigError(f"backend='{backend}': expected auto, transformers or vllm")
     if backend == "vllm" or (backend == "auto" and vllm_available()):
         if importlib.util.find_spec("vllm") is None:
-            raise ValueError("backend='vllm' but vLLM is not installed: pip install 'actrl[vllm]'")
+            raise ConfigError("backend='vllm' but vLLM is not installed: pip install 'actrl[vllm]'")
         return VLLMGenerator(model, lora_adapter=lora_adapter, thinking=thinking)
     return HFGenerator.load(model, lora_adapter=lora_adapter, thinking=thinking)
