@@ -25,6 +25,8 @@ from actrl.envs.base import (
 _REGISTRY: dict[str, str] = {
     "scienceworld": "actrl.envs.scienceworld:ScienceWorldEnv",
     "textworld_express": "actrl.envs.textworld_express:TextWorldExpressEnv",
+    "alfworld": "actrl.envs.alfworld:AlfWorldEnv",
+    "alfworld_generated": "actrl.envs.alfworld_gen:AlfWorldGeneratedEnv",
 }
 
 
