@@ -27,6 +27,8 @@ _REGISTRY: dict[str, str] = {
     "textworld_express": "actrl.envs.textworld_express:TextWorldExpressEnv",
     "alfworld": "actrl.envs.alfworld:AlfWorldEnv",
     "alfworld_generated": "actrl.envs.alfworld_gen:AlfWorldGeneratedEnv",
+    "webshop": "actrl.envs.webshop:WebShopEnv",
+    "webshop_offline": "actrl.envs.webshop:WebShopOfflineEnv",
 }
 
 
