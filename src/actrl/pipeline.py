@@ -1,0 +1,374 @@
+"""Recipes: expert data -> critic pairs -> stage chains (IL, ACT -> IL, ...) -> evaluation -> report.
+
+    actrl run configs/recipes/demo.yaml                 # a file, or the name of a shipped recipe
+    actrl run demo seed=1 eval.episodes=20              # overrides (key=value, YAML scalars)
+
+A recipe names *methods*, each a chain of stages written with arrows: `il`, `act -> il`, `rl`,
+`act -> rl` (paper v1), `il -> rl`, `act -> il -> rl` (paper v2), and `prompt` (the untrained
+model: the prompting baseline). Every stage's output lives in `stages/<stage>-<hash>/`, the hash
+covering the stage's config, its starting checkpoint and its data, so chains share prefixes
+(`act -> il` and `act -> rl` train one ACT stage), a finished stage is skipped, and an interrupted
+one resumes from its last checkpoint. The run directory is `<output_root>/<name>/seed<seed>/`.
+
+Choices the paper left open:
+1. Held-out data for evaluation comes from the environment's held-out split (`data.heldout_split`):
+   next-action accuracy on its expert states, held-out pair accuracy on pairs built from them with
+   the same initial policy and settings as the training pairs, and agent episodes on its tasks.
+2. The critic pairs for training are built once from the base model (pi_theta0) and reused by every
+   chain, as in the paper; pairs files from elsewhere can be given with `data.pairs`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from actrl.config import ConfigError, deep_merge, from_dict, load_yaml, parse_overrides, to_dict
+from actrl.data.pairs import PairsConfig
+from actrl.data.prompts import PromptConfig
+from actrl.models.loading import ModelConfig
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+
+# stage name -> (module, config class, train function, data the stage reads: "pairs" or "experts")
+STAGES: dict[str, tuple[str, str, str, str]] = {
+    "act": ("actrl.train.act", "ACTConfig", "train_act", "pairs"),
+    "il": ("actrl.train.il", "ILConfig", "train_il", "experts"),
+    "rl": ("actrl.train.rl", "RLConfig", "train_rl", "experts"),
+}
+PROMPT_METHOD = "prompt"
+
+
+@dataclass
+class EnvSettings:
+    name: str = "scienceworld"
+    """a registered environment (actrl.envs.names())."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """adapter keyword arguments, e.g. game parameters."""
+    tasks: list[str] | None = None
+    """task (game) names to use; None: all."""
+
+
+@dataclass
+class DataSettings:
+    train_split: str = "train"
+    train_num: int = 20
+    """expert trajectories collected for training (D_expert)."""
+    heldout_split: str = "test"
+    heldout_num: int = 10
+    """expert trajectories of held-out tasks for next-action and pair accuracy."""
+    per_task: int | None = None
+    """at most this many variations of each task name; None: all."""
+    record_admissible: Literal["auto", "always", "never"] = "auto"
+    """record admissible actions per expert step (RL reward, admissible-only pairs); auto: when cheap."""
+    workers: int = 2
+    experts: str | None = None
+    """use this expert file instead of collecting (training)."""
+    pairs: str | None = None
+    """use this critic-pairs file instead of building pairs (e.g. pairs made by a larger model)."""
+
+
+@dataclass
+class EvalSettings:
+    next_action: bool = True
+    pair_accuracy: bool = True
+    agent: bool = True
+    episodes: int = 10
+    max_steps: int | None = None
+    workers: int = 8
+    split: str | None = None
+    """agent-episode split; None: data.heldout_split."""
+    batch_size: int = 16
+
+
+@dataclass
+class Recipe:
+    """A whole experiment: data, pairs, stage settings, the methods to compare, evaluation."""
+
+    name: str = ""
+    output_root: str = "runs"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    env: EnvSettings = field(default_factory=EnvSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    pairs: dict[str, Any] = field(default_factory=dict)
+    """PairsConfig fields (model and prompt come from the recipe)."""
+    act: dict[str, Any] = field(default_factory=dict)
+    il: dict[str, Any] = field(default_factory=dict)
+    rl: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """settings of further stages (baselines) by stage name."""
+    methods: list[str] = field(default_factory=lambda: ["prompt", "il", "act -> il"])
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    report: bool = True
+
+    def validate(self) -> None:
+        if not self.name:
+            raise ValueError("name is required (the run directory is <output_root>/<name>/seed<seed>)")
+        for method in self.methods:
+            for stage in parse_method(method):
+                if stage not in STAGES:
+                    import difflib
+
+                    near = difflib.get_close_matches(stage, list(STAGES), n=1)
+                    hint = f"; did you mean '{near[0]}'?" if near else f"; known stages: {', '.join(STAGES)}"
+                    raise ValueError(f"methods: '{method}' names unknown stage '{stage}'{hint}")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_root) / self.name / f"seed{self.seed}"
+
+    def stage_settings(self, stage: str) -> dict[str, Any]:
+        return dict(getattr(self, stage)) if stage in ("act", "il", "rl") else dict(self.stages.get(stage, {}))
+
+
+def parse_method(method: str) -> list[str]:
+    """'act -> il' -> ['act', 'il']; 'prompt' -> []."""
+    if method.strip() == PROMPT_METHOD:
+        return []
+    return [s.strip() for s in method.split("->") if s.strip()]
+
+
+def slug(method: str) -> str:
+    return "_".join(parse_method(method)) or PROMPT_METHOD
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def load_recipe(path_or_name: str, overrides: list[str] | None = None) -> Recipe:
+    path = Path(path_or_name)
+    if not path.exists():
+        shipped = RECIPES_DIR / f"{path_or_name}.yaml"
+        if not shipped.exists():
+            names = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+            raise ConfigError(f"{path_or_name}: no such recipe file or shipped recipe (shipped: {', '.join(names)})")
+        path = shipped
+    data = deep_merge(load_yaml(path), parse_overrides(overrides or []))
+    return from_dict(Recipe, data, str(path))
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _collect(recipe: Recipe, split: str, num: int, out: Path) -> Path:
+    """Expert trajectories of a split; `collect` resumes, so a finished file costs one env start."""
+    from actrl.data.experts import collect
+
+    summary = collect(
+        recipe.env.name,
+        split,
+        num,
+        out=out,
+        tasks=recipe.env.tasks,
+        per_task=recipe.data.per_task,
+        env_kwargs=recipe.env.kwargs,
+        workers=recipe.data.workers,
+        record_admissible=recipe.data.record_admissible,
+    )
+    if summary["total"] == 0:
+        raise ConfigError(f"{recipe.name}: no expert trajectory could be collected for split '{split}' ({summary['skipped_by_reason']})")
+    return out
+
+
+def _pairs_cfg(recipe: Recipe) -> PairsConfig:
+    data = {"model": recipe.model.name, "seed": recipe.seed, **recipe.pairs, "prompt": to_dict(recipe.prompt)}
+    return from_dict(PairsConfig, data, f"{recipe.name}: pairs")
+
+
+def prepare_data(recipe: Recipe, generator: Any = None) -> dict[str, Path]:
+    """Expert trajectories (train, held-out) and critic pairs (train, held-out), cached in the run dir."""
+    from actrl.data.pairs import build_pairs
+
+    run = recipe.run_dir
+    run.mkdir(parents=True, exist_ok=True)
+    d = recipe.data
+    experts = Path(d.experts) if d.experts else _collect(recipe, d.train_split, d.train_num, run / "experts.jsonl")
+    heldout = _collect(recipe, d.heldout_split, d.heldout_num, run / "heldout_experts.jsonl")
+    paths = {"experts": experts, "heldout_experts": heldout}
+    needs_pairs = any("act" in parse_method(m) for m in recipe.methods) or recipe.eval.pair_accuracy
+    if needs_pairs:
+        cfg = _pairs_cfg(recipe)
+        if d.pairs:
+            paths["pairs"] = Path(d.pairs)
+        else:
+            build_pairs(experts, run / "pairs.jsonl", cfg, generator)
+            paths["pairs"] = run / "pairs.jsonl"
+        if recipe.eval.pair_accuracy:
+            build_pairs(heldout, run / "heldout_pairs.jsonl", cfg, generator)
+            paths["heldout_pairs"] = run / "heldout_pairs.jsonl"
+    return paths
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def stage_config(recipe: Recipe, stage: str, start_model: str, data_path: Path, run: Path):
+    """The typed config of one stage in a chain: recipe settings + where it starts and writes."""
+    module, cls_name, _, _ = STAGES[stage]
+    cls = getattr(importlib.import_module(module), cls_name)
+    settings = recipe.stage_settings(stage)
+    model = deep_merge(to_dict(recipe.model), {"name": start_model})
+    base = {"seed": recipe.seed, "prompt": to_dict(recipe.prompt), **settings, "model": model}
+    key = _hash({"stage": stage, "settings": base, "data": str(data_path)})
+    base["output_dir"] = str(run / "stages" / f"{stage}-{key}")
+    return from_dict(cls, base, f"{recipe.name}: {stage}")
+
+
+def train_chain(recipe: Recipe, method: str, data: dict[str, Path]) -> str:
+    """Train the stages of `method` in order (skipping finished ones); return the final model path."""
+    model = recipe.model.name
+    for stage in parse_method(method):
+        module, _, fn_name, reads = STAGES[stage]
+        cfg = stage_config(recipe, stage, model, data[reads], recipe.run_dir)
+        final = Path(cfg.output_dir) / "final"
+        if final.exists():
+            print(f"[actrl] {method}: stage {stage} already done ({final})")
+        else:
+            print(f"[actrl] {method}: training stage {stage} -> {cfg.output_dir}")
+            final = getattr(importlib.import_module(module), fn_name)(cfg, str(data[reads]))
+        model = str(final)
+    return model
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def evaluate_method(recipe: Recipe, method: str, model: str, data: dict[str, Path]) -> dict[str, Any]:
+    """Next-action accuracy, held-out pair accuracy and agent episodes of one trained policy."""
+    from actrl.models.generation import make_generator
+
+    out = recipe.run_dir / "eval" / slug(method)
+    cached = out / "metrics.json"
+    key = _hash({"model": model, "eval": to_dict(recipe.eval), "prompt": to_dict(recipe.prompt)})
+    if cached.exists():
+        saved = json.loads(cached.read_text())
+        if saved.get("key") == key:
+            return saved["metrics"]
+    out.mkdir(parents=True, exist_ok=True)
+    gen = make_generator(ModelConfig(**{**to_dict(recipe.model), "name": model}), thinking=recipe.prompt.thinking)
+    metrics: dict[str, Any] = {}
+    if recipe.eval.next_action:
+        from actrl.eval.next_action import next_action_accuracy
+
+        r = next_action_accuracy(gen, data["heldout_experts"], recipe.prompt, batch_size=recipe.eval.batch_size)
+        metrics["next_action_accuracy"] = r["accuracy"]
+        metrics["action_format_failure_rate"] = r["format_failure_rate"]
+        (out / "next_action.json").write_text(json.dumps(r, indent=1))
+    if recipe.eval.pair_accuracy and "heldout_pairs" in data:
+        from actrl.data.records import read_pairs
+        from actrl.eval.pair_accuracy import default_sampling, pair_accuracy
+
+        sampling = default_sampling(recipe.prompt.thinking)
+        sampling.batch_size = recipe.eval.batch_size
+        r = pair_accuracy(gen, read_pairs(data["heldout_pairs"]), recipe.prompt, sampling)
+        metrics["pair_accuracy"] = r["accuracy"]
+        metrics["pick_first_rate"] = r["pick_first_rate"]
+        metrics["critic_format_failure_rate"] = r["format_failure_rate"]
+        (out / "pairs.json").write_text(json.dumps(r, indent=1))
+    if recipe.eval.agent:
+        from actrl.envs import make
+        from actrl.eval.rollouts import EvalConfig, evaluate_agent, select_tasks
+        from actrl.eval.rollouts import default_sampling as action_sampling
+
+        split = recipe.eval.split or recipe.data.heldout_split
+        env = make(recipe.env.name, **recipe.env.kwargs)
+        try:
+            tasks = select_tasks(env, split, recipe.eval.episodes, recipe.env.tasks)
+        finally:
+            env.close()
+        sampling = action_sampling(recipe.prompt.thinking)
+        sampling.batch_size = recipe.eval.batch_size
+        cfg = EvalConfig(
+            max_steps=recipe.eval.max_steps,
+            workers=recipe.eval.workers,
+            out_dir=str(out),
+            model=model,
+            env_kwargs=recipe.env.kwargs,
+            prompt=recipe.prompt,
+            sampling=sampling,
+        )
+        agg = evaluate_agent(gen, recipe.env.name, tasks, cfg).aggregates
+        for k in ("success_rate", "mean_score", "mean_steps", "invalid_rate", "stuck_rate"):
+            if k in agg:
+                metrics[k] = agg[k]
+    cached.write_text(json.dumps({"key": key, "model": model, "metrics": metrics}, indent=1))
+    return metrics
+
+
+def verdict(methods: dict[str, dict[str, Any]]) -> str | None:
+    """One honest sentence: did ACT -> IL beat IL in this run, on next-action accuracy?"""
+    a, b = methods.get("act -> il", {}).get("metrics", {}), methods.get("il", {}).get("metrics", {})
+    if "next_action_accuracy" not in a or "next_action_accuracy" not in b:
+        return None
+    diff = 100 * (a["next_action_accuracy"] - b["next_action_accuracy"])
+    word = "beat" if diff > 0 else ("tied" if diff == 0 else "did not beat")
+    return (
+        f"ACT -> IL {word} IL on held-out next-action accuracy in this run: "
+        f"{100 * a['next_action_accuracy']:.1f}% vs {100 * b['next_action_accuracy']:.1f}% ({diff:+.1f} points, one seed)."
+    )
+
+
+def run_recipe(recipe: Recipe) -> Path:
+    """Everything a recipe names, resumable; returns the path of results.json."""
+    import actrl
+
+    run = recipe.run_dir
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({"recipe": to_dict(recipe), "actrl": actrl.__version__}, sort_keys=False))
+    data = prepare_data(recipe)
+    methods: dict[str, dict[str, Any]] = {}
+    for method in recipe.methods:
+        model = train_chain(recipe, method, data)
+        print(f"[actrl] evaluating {method} ({model})")
+        methods[method] = {"model": model, "metrics": evaluate_method(recipe, method, model, data)}
+        _write_results(recipe, methods)
+    path = _write_results(recipe, methods)
+    if recipe.report:
+        from actrl.report import write_report
+
+        write_report([run], run, title=f"actrl: {recipe.name} (seed {recipe.seed})")
+    return path
+
+
+def _write_results(recipe: Recipe, methods: dict[str, dict[str, Any]]) -> Path:
+    from actrl.envs import env_class
+
+    env = env_class(recipe.env.name)
+    results = {
+        "recipe": recipe.name,
+        "seed": recipe.seed,
+        "model": recipe.model.name,
+        "env": recipe.env.name,
+        "eval_split": recipe.eval.split or recipe.data.heldout_split,
+        "env_class": f"{env.__module__}.{env.__name__}",
+        "methods": methods,
+        "verdict": verdict(methods),
+    }
+    path = recipe.run_dir / "results.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(path)
+    return path
+
+
+def add_arguments(p) -> None:
+    p.add_argument("recipe", help="recipe YAML, or the name of a shipped recipe (demo, scienceworld-qwen3-8b, ...)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seed=1 act.learning_rate=1e-6")
+
+
+def run(args) -> int:
+    recipe = load_recipe(args.recipe, args.overrides)
+    path = run_recipe(recipe)
+    print(f"[actrl] results: {path}")
+    if recipe.report:
+        print(f"[actrl] report: {recipe.run_dir / 'report.md'}")
+    return 0
