@@ -1,0 +1,64 @@
+"""Recipes end to end through the real CLI on TextWorldExpress with the tiny model."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from actrl.cli import main
+from actrl.config import ConfigError
+from actrl.pipeline import load_recipe, parse_method
+
+HERE = Path(__file__).parent
+
+
+def _recipe(tmp_path: Path, tiny_model_dir: str, **changes) -> Path:
+    data = yaml.safe_load((HERE / "recipes_tiny_twx.yaml").read_text())
+    data["model"]["name"] = tiny_model_dir
+    data["output_root"] = str(tmp_path / "runs")
+    data.update(changes)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_methods_parse_into_stage_chains():
+    assert parse_method("act -> il -> rl") == ["act", "il", "rl"]
+    assert parse_method("prompt") == []
+
+
+def test_unknown_stage_is_named_with_a_suggestion(tmp_path, tiny_model_dir):
+    path = _recipe(tmp_path, tiny_model_dir, methods=["act -> ill"])
+    with pytest.raises(ConfigError, match=r"unknown stage 'ill'; did you mean 'il'"):
+        load_recipe(str(path))
+    assert main(["run", str(path)]) == 2
+
+
+def test_unknown_recipe_lists_the_shipped_ones():
+    with pytest.raises(ConfigError, match="shipped: .*demo"):
+        load_recipe("no-such-recipe")
+
+
+@pytest.mark.slow
+def test_recipe_runs_all_methods_shares_stages_and_skips_finished_work(tmp_path, tiny_model_dir):
+    path = _recipe(tmp_path, tiny_model_dir)
+    assert main(["run", str(path)]) == 0
+    run = tmp_path / "runs" / "tiny-twx" / "seed0"
+    results = json.loads((run / "results.json").read_text())
+    assert list(results["methods"]) == ["prompt", "il", "act -> il", "act -> rl"]
+    for method, entry in results["methods"].items():
+        m = entry["metrics"]
+        assert 0 <= m["next_action_accuracy"] <= 1 and 0 <= m["success_rate"] <= 1, method
+        assert 0 <= m["pair_accuracy"] <= 1
+    # act -> il and act -> rl start from one shared ACT stage: one act dir, two il dirs (il, act->il)
+    stages = sorted(p.name.split("-")[0] for p in (run / "stages").iterdir())
+    assert stages == ["act", "il", "il", "rl"]
+    assert results["methods"]["act -> il"]["model"].endswith("final")
+    report = (run / "report.md").read_text()
+    assert "| act -> il |" in report and "next-action acc." in report
+    # a rerun trains nothing: every stage's final/ is reused and the results are identical
+    mtimes = {p: p.stat().st_mtime for p in (run / "stages").glob("*/final/*")}
+    assert main(["run", str(path)]) == 0
+    assert json.loads((run / "results.json").read_text())["methods"] == results["methods"]
+    assert {p: p.stat().st_mtime for p in (run / "stages").glob("*/final/*")} == mtimes
