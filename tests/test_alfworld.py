@@ -181,3 +181,30 @@ def test_planner_and_walkthrough_experts_are_reported_per_game(games_root):
     game = next((games_root / "train").glob("pick_and_place_simple-*/*/game.tw-pddl"))
     actions, won = play_expert(game, "handcoded", key="some/other/name")
     assert won and actions[-1].startswith("move ")
+
+
+@pytest.mark.slow
+def test_tiny_model_plays_generated_games_in_lockstep(games_root, tiny_model_dir, tmp_path):
+    rollouts = pytest.importorskip(
+        "actrl.eval.rollouts", reason="the evaluation module is not in this checkout"
+    )
+    from actrl.models.generation import HFGenerator
+
+    kwargs = {"root": str(games_root), "counts": {"train": 1, "valid_seen": 0, "valid_unseen": 0}}
+    with make("alfworld_generated", **kwargs) as env:
+        tasks = rollouts.select_tasks(env, "train", episodes=3)
+    assert len({t.name.split("-")[0] for t in tasks}) == 3  # the first tasks mix task types
+    cfg = rollouts.EvalConfig(
+        max_steps=3, workers=3, out_dir=str(tmp_path), model="tiny", env_kwargs=kwargs, progress=False
+    )
+    result = rollouts.evaluate_agent(HFGenerator.load(tiny_model_dir), "alfworld_generated", tasks, cfg)
+    assert result.aggregates["episodes"] == 3 and result.aggregates["success_rate"] == 0.0
+    assert all(e["steps"] == 3 and not e["won"] for e in result.episodes)
+
+
+def test_module_doctests_hold():
+    import doctest
+
+    import actrl.envs.alfworld as alfworld
+
+    assert doctest.testmod(alfworld).failed == 0

@@ -20,7 +20,8 @@ Choices the paper and the package leave open:
    trials, other task types, and games marked unsolvable), but a split with trajectories and no
    game files is an error naming the download step, not an empty list.
 3. Task.name is the game's path under its split ("<task-type>-<obj>-...-<scene>/<trial>");
-   `tasks(split, task_names)` accepts task types (e.g. "pick_two_obj_and_place") or game names.
+   `tasks(split, task_names)` accepts task types (e.g. "pick_two_obj_and_place") or game names,
+   and lists games round-robin over task types, so the first N tasks mix all six types.
 4. Observation.task_description is the "Your task is to: ..." sentence; Observation.text is the
    room description, without TextWorld's welcome banner.
 5. An action equal to an admissible command after `normalize_action` (case, spaces, final period)
@@ -78,8 +79,10 @@ INSTALL_HINT = "pip install 'actrl[alfworld]' (alfworld and textworld[pddl]; com
 DOWNLOAD_HINT = "export ALFWORLD_DATA=/path/to/alfworld_data && alfworld-download"
 EXPERT_MAX_STEPS = 150  # the handcoded expert gives up after this many steps
 
-# fast-downward's PDDL translator keeps module-level state (and rewrites sys.argv): one at a time
-_TRANSLATE_LOCK = threading.Lock()
+# TextWorld's PDDL engine is not thread-safe: fast-downward's translator keeps module-level state
+# (and rewrites sys.argv) and the text grammar shares one TatSu parser. Every load and step of
+# every instance in the process takes this lock (threads still overlap the rest of their work).
+ENGINE_LOCK = threading.RLock()
 
 
 def require_alfworld() -> None:
@@ -129,6 +132,19 @@ def default_data_dir() -> Path:
     """$ALFWORLD_DATA/json_2.1.1 (alfworld-download's layout; ~/.cache/alfworld when unset)."""
     root = Path(os.environ.get("ALFWORLD_DATA", Path.home() / ".cache" / "alfworld")).expanduser()
     return root / "json_2.1.1"
+
+
+def interleave_task_types(games: list[str]) -> list[str]:
+    """Round-robin over task types (each type's games in name order), so any prefix mixes types.
+
+    >>> interleave_task_types(["b-1/t", "b-2/t", "a-1/t", "c-1/t"])
+    ['a-1/t', 'b-1/t', 'c-1/t', 'b-2/t']
+    """
+    by_type: dict[str, list[str]] = {}
+    for g in sorted(games):
+        by_type.setdefault(task_type_of(g), []).append(g)
+    columns = [by_type[t] for t in sorted(by_type)]
+    return [col[i] for i in range(max(map(len, columns), default=0)) for col in columns if i < len(col)]
 
 
 def find_games(split_dir: Path, task_types: tuple[str, ...] = TASK_TYPES) -> list[str]:
@@ -192,7 +208,7 @@ def make_textworld_env(expert: str | None = None):
 @contextlib.contextmanager
 def _translating():
     argv = list(sys.argv)
-    with _TRANSLATE_LOCK:
+    with ENGINE_LOCK:
         try:
             yield
         finally:
@@ -240,7 +256,8 @@ def play_expert(
         try:
             while not won and len(actions) < max_steps:
                 action = state["extra.expert_plan"][0]
-                state, _, _ = env.step(action)
+                with ENGINE_LOCK:
+                    state, _, _ = env.step(action)
                 actions.append(action)
                 won = bool(state["won"])
         except HandCodedAgentFailed:
@@ -330,7 +347,7 @@ class AlfWorldEnv(TextEnv):
                     raise UnknownTaskError(f"'{n}' is neither an ALFWorld task type nor a {split} game{hint}")
             wanted = set(task_names)
             games = [g for g in games if g in wanted or task_type_of(g) in wanted]
-        return [Task(env=self.name, name=g, variation=0, split=split) for g in games]
+        return [Task(env=self.name, name=g, variation=0, split=split) for g in interleave_task_types(games)]
 
     def game_file(self, task: Task) -> Path:
         split = resolve_split(task.split)
@@ -360,7 +377,8 @@ class AlfWorldEnv(TextEnv):
         admissible = list(self._state["admissible_commands"])
         by_norm = {normalize_action(c): c for c in admissible}
         command = by_norm.get(normalize_action(action), action.strip())
-        self._state, _, _ = self._env.step(command)
+        with ENGINE_LOCK:
+            self._state, _, _ = self._env.step(command)
         won = bool(self._state["won"])
         reward = 100.0 if won and not self._won else 0.0
         self._won = self._won or won
