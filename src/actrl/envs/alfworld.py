@@ -333,7 +333,8 @@ class AlfWorldEnv(TextEnv):
         return self._games[split]
 
     def task_names(self) -> list[str]:
-        return list(self.task_types)
+        """Every game of every split (the task types are `self.task_types`)."""
+        return sorted({g for split in SPLITS for g in self.games(split)})
 
     def tasks(self, split: str, task_names: list[str] | None = None) -> list[Task]:
         split = resolve_split(split)

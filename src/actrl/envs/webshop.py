@@ -1,10 +1,11 @@
 """WebShop: the paper's web-shopping benchmark, over the real site or the offline shop.
 
-    # real WebShop, installed (github.com/princeton-nlp/WebShop, ./setup.sh -d all):
-    actrl eval agent --env webshop --split test ...                       # goals 0-499
-    # real WebShop served by its Flask app (python -m web_agent_site.app), by URL:
-    actrl eval agent --env webshop --env-arg server_url=http://127.0.0.1:3000 ...
-    # offline shop (no download): actrl collect --env webshop_offline --split train ...
+    # real WebShop served by its Flask app (./run_dev.sh in a WebShop checkout), by URL:
+    actrl eval agent --env webshop --split test ... env_kwargs.server_url=http://127.0.0.1:3000
+    # real WebShop installed in this environment (web_agent_site importable): leave out server_url
+    # offline shop (no download):
+    actrl collect --env webshop_offline --split train --num 100 --out runs/ws/experts.jsonl
+    (setup steps: docs/benchmarks.md)
 
 Three sites behind one adapter:
 - `web_agent_site` installed: its own text environment (`WebAgentTextEnv`, observation_mode="text");
