@@ -257,9 +257,12 @@ def evaluate_method(recipe: Recipe, method: str, model: str, data: dict[str, Pat
     gen = make_generator(ModelConfig(**{**to_dict(recipe.model), "name": model}), thinking=recipe.prompt.thinking)
     metrics: dict[str, Any] = {}
     if recipe.eval.next_action:
-        from actrl.eval.next_action import next_action_accuracy
+        from actrl.data.records import read_trajectories
+        from actrl.eval.next_action import NextActionConfig, evaluate_next_action
 
-        r = next_action_accuracy(gen, data["heldout_experts"], recipe.prompt, batch_size=recipe.eval.batch_size)
+        na = NextActionConfig(prompt=recipe.prompt)
+        na.sampling.batch_size = recipe.eval.batch_size
+        r = evaluate_next_action(gen, read_trajectories(data["heldout_experts"]), na, out / "next_action.predictions.jsonl")
         metrics["next_action_accuracy"] = r["accuracy"]
         metrics["action_format_failure_rate"] = r["format_failure_rate"]
         (out / "next_action.json").write_text(json.dumps(r, indent=1))
