@@ -217,7 +217,9 @@ def stage_config(recipe: Recipe, stage: str, start_model: str, data_path: Path, 
     cls = getattr(importlib.import_module(module), cls_name)
     settings = recipe.stage_settings(stage)
     model = deep_merge(to_dict(recipe.model), {"name": start_model})
-    base = {"seed": recipe.seed, "prompt": to_dict(recipe.prompt), **settings, "model": model}
+    # stage settings override the recipe's (a stage may change one prompt field, e.g. thinking)
+    base = deep_merge({"seed": recipe.seed, "prompt": to_dict(recipe.prompt)}, settings)
+    base["model"] = model
     key = _hash({"stage": stage, "settings": base, "data": str(data_path)})
     base["output_dir"] = str(run / "stages" / f"{stage}-{key}")
     return from_dict(cls, base, f"{recipe.name}: {stage}")
