@@ -188,14 +188,23 @@ def test_tiny_model_plays_generated_games_in_lockstep(games_root, tiny_model_dir
     rollouts = pytest.importorskip(
         "actrl.eval.rollouts", reason="the evaluation module is not in this checkout"
     )
-    from actrl.models.generation import HFGenerator
+    from actrl.models.generation import HFGenerator, SamplingConfig
 
     kwargs = {"root": str(games_root), "counts": {"train": 1, "valid_seen": 0, "valid_unseen": 0}}
     with make("alfworld_generated", **kwargs) as env:
         tasks = rollouts.select_tasks(env, "train", episodes=3)
     assert len({t.name.split("-")[0] for t in tasks}) == 3  # the first tasks mix task types
+    sampling = SamplingConfig(
+        temperature=0.0, max_new_tokens=16, stop=["</action>"]
+    )  # short answers: a fast test
     cfg = rollouts.EvalConfig(
-        max_steps=3, workers=3, out_dir=str(tmp_path), model="tiny", env_kwargs=kwargs, progress=False
+        max_steps=3,
+        workers=3,
+        out_dir=str(tmp_path),
+        model="tiny",
+        env_kwargs=kwargs,
+        sampling=sampling,
+        progress=False,
     )
     result = rollouts.evaluate_agent(HFGenerator.load(tiny_model_dir), "alfworld_generated", tasks, cfg)
     assert result.aggregates["episodes"] == 3 and result.aggregates["success_rate"] == 0.0
