@@ -351,7 +351,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, help="environment name (actrl.envs.names())")
     parser.add_argument("--split", default="test", help="task split (default test)")
     parser.add_argument("--episodes", type=int, help="first N tasks of the split, task names interleaved (default all)")
-    parser.add_argument("--tasks", nargs="+", metavar="NAME", help="only these task names")
+    parser.add_argument("--tasks", nargs="+", metavar="NAME", help="only these task names (space- or comma-separated)")
     parser.add_argument("--max-steps", type=int, help="step limit M (default: the environment's, 50 for ALFWorld)")
     parser.add_argument("--workers", type=int, help="episodes played at once, one environment each (default 8)")
     parser.add_argument("--out", help="output directory (default runs/eval/<model>/<env>); reruns resume")
@@ -362,13 +362,15 @@ def run(args: argparse.Namespace) -> int:
     from actrl.eval.cli import build_config, make_policy
     from actrl.eval.metrics import format_table
 
-    out = args.out or str(Path("runs") / "eval" / args.model.strip("/.~").replace("/", "_") / args.env)
-    overrides = [f"model={args.model}{'+' + args.lora if args.lora else ''}", f"out_dir={out}"]
-    overrides += [f"max_steps={args.max_steps}"] * (args.max_steps is not None)
+    overrides = [f"max_steps={args.max_steps}"] * (args.max_steps is not None)
     overrides += [f"workers={args.workers}"] * (args.workers is not None)
     cfg = build_config(EvalConfig, args, overrides + list(args.overrides))
+    cfg.model = args.model + (f"+{args.lora}" if args.lora else "")  # the policy the generator loads
+    out = args.out or cfg.out_dir or str(Path("runs") / "eval" / cfg.model.strip("/.~").replace("/", "_") / args.env)
+    cfg.out_dir = out
+    names = [n.strip() for arg in args.tasks or [] for n in arg.split(",") if n.strip()] or None
     with make(args.env, **cfg.env_kwargs) as env:
-        tasks = select_tasks(env, args.split, args.episodes, args.tasks)
+        tasks = select_tasks(env, args.split, args.episodes, names)
     max_steps = cfg.max_steps or env_class(args.env).default_max_steps
     decoding = "greedy" if cfg.sampling.temperature == 0 else f"temperature {cfg.sampling.temperature}"
     print(f"{cfg.model} on {args.env}/{args.split}: {len(tasks)} episodes, max steps {max_steps}, "
