@@ -27,6 +27,7 @@ Choices the paper left open:
 
 from __future__ import annotations
 
+import argparse
 import json
 import threading
 import time
@@ -283,7 +284,7 @@ def format_summary(s: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- CLI
 
 
-def add_arguments(p) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", help="environment name, e.g. scienceworld, textworld_express")
     p.add_argument("--out", help="trajectories JSONL to write (resumes if present)")
     p.add_argument("--config", help="YAML with CollectConfig fields (flags override it)")
@@ -298,7 +299,7 @@ def add_arguments(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     data = load_yaml(args.config) if args.config else {}
     flags = {"env": args.env, "out": args.out, "split": args.split, "num": args.num, "per_task": args.per_task,
              "workers": args.workers, "record_admissible": args.record_admissible}

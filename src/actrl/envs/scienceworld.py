@@ -221,6 +221,9 @@ class ScienceWorldEnv(TextEnv):
                 f"scienceworld: task '{task.name}' has no variation {task.variation} in split '{task.split}' "
                 f"(variations {allowed[0]}-{allowed[-1]})"
             )
+        electrical = "power-component" in task.name or "conductivity" in task.name
+        if electrical and "noElectricalAction" in self.simplifications.split(","):
+            raise EnvError(f"scienceworld: task '{task.name}' needs electrical actions; drop 'noElectricalAction'")
         self._task, self._actions = task, []
         first = self._call(lambda s: self._load(task))
         self._gold = self._call(lambda s: list(s.getGoldActionSequence()))
