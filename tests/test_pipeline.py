@@ -62,3 +62,14 @@ def test_recipe_runs_all_methods_shares_stages_and_skips_finished_work(tmp_path,
     assert main(["run", str(path)]) == 0
     assert json.loads((run / "results.json").read_text())["methods"] == results["methods"]
     assert {p: p.stat().st_mtime for p in (run / "stages").glob("*/final/*")} == mtimes
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (Path(__file__).parents[1] / "src/actrl/recipes").glob("*.yaml")))
+def test_every_shipped_recipe_builds_valid_stage_configs(name):
+    from actrl.pipeline import STAGES, stage_config
+
+    recipe = load_recipe(name)
+    for stage in {s for m in recipe.methods for s in parse_method(m)}:
+        assert stage in STAGES
+        cfg = stage_config(recipe, stage, recipe.model.name, Path("data.jsonl"), recipe.run_dir)
+        assert cfg.output_dir.startswith(str(recipe.run_dir / "stages" / stage))

@@ -20,6 +20,7 @@ Choices the paper left open:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -36,11 +37,20 @@ from actrl.models.loading import ModelConfig
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
-# stage name -> (module, config class, train function, data the stage reads: "pairs" or "experts")
+# stage name -> (module, config class, train function, data the stage reads: "pairs" or "experts").
+# "pairs+experts": the first file is the train function's data path, each further one is set as the
+# config field of that name. A stage config with an `env` field (it executes actions) gets the
+# recipe's environment there.
 STAGES: dict[str, tuple[str, str, str, str]] = {
     "act": ("actrl.train.act", "ACTConfig", "train_act", "pairs"),
     "il": ("actrl.train.il", "ILConfig", "train_il", "experts"),
     "rl": ("actrl.train.rl", "RLConfig", "train_rl", "experts"),
+    # baselines and controls (docs/baselines.md)
+    "act_answer_only": ("actrl.train.baselines.answer_only", "ACTAnswerOnlyConfig", "train_act", "pairs"),
+    "choice_sft": ("actrl.train.baselines.choice_sft", "ChoiceSFTConfig", "train_choice_sft", "pairs"),
+    "dpo": ("actrl.train.baselines.dpo", "DPOStageConfig", "train_dpo", "pairs"),
+    "early_experience": ("actrl.train.baselines.reflection", "ReflectionConfig", "train_early_experience", "pairs+experts"),
+    "world_model": ("actrl.train.baselines.world_model", "WorldModelConfig", "train_world_model", "pairs"),
 }
 PROMPT_METHOD = "prompt"
 
@@ -75,6 +85,14 @@ class DataSettings:
 
 
 @dataclass
+class BenchmarkColumn:
+    """A report column filled from agent episodes on one split (e.g. ALFWorld OOD = valid_unseen)."""
+
+    split: str
+    metric: Literal["success_rate", "mean_score"] = "success_rate"
+
+
+@dataclass
 class EvalSettings:
     next_action: bool = True
     pair_accuracy: bool = True
@@ -85,6 +103,9 @@ class EvalSettings:
     split: str | None = None
     """agent-episode split; None: data.heldout_split."""
     batch_size: int = 16
+    columns: dict[str, BenchmarkColumn] = field(default_factory=dict)
+    """paper columns from extra agent evaluations, e.g. {alfworld_id: {split: valid_seen},
+    alfworld_ood: {split: valid_unseen}}; names as in the report (alfworld_id, webshop, scienceworld)."""
 
 
 @dataclass
@@ -194,7 +215,8 @@ def prepare_data(recipe: Recipe, generator: Any = None) -> dict[str, Path]:
     experts = Path(d.experts) if d.experts else _collect(recipe, d.train_split, d.train_num, run / "experts.jsonl")
     heldout = _collect(recipe, d.heldout_split, d.heldout_num, run / "heldout_experts.jsonl")
     paths = {"experts": experts, "heldout_experts": heldout}
-    needs_pairs = any("act" in parse_method(m) for m in recipe.methods) or recipe.eval.pair_accuracy
+    reads = {kind for m in recipe.methods for s in parse_method(m) for kind in STAGES[s][3].split("+")}
+    needs_pairs = "pairs" in reads or recipe.eval.pair_accuracy
     if needs_pairs:
         cfg = _pairs_cfg(recipe)
         if d.pairs:
@@ -211,8 +233,13 @@ def prepare_data(recipe: Recipe, generator: Any = None) -> dict[str, Path]:
 # ----------------------------------------------------------------------------- stages
 
 
-def stage_config(recipe: Recipe, stage: str, start_model: str, data_path: Path, run: Path):
-    """The typed config of one stage in a chain: recipe settings + where it starts and writes."""
+def stage_config(
+    recipe: Recipe, stage: str, start_model: str, data_path: Path, run: Path, inputs: dict[str, Path] | None = None
+):
+    """The typed config of one stage in a chain: recipe settings + where it starts and writes.
+
+    inputs: further data files of a stage reading several kinds (STAGES), set as config fields.
+    """
     module, cls_name, _, _ = STAGES[stage]
     cls = getattr(importlib.import_module(module), cls_name)
     settings = recipe.stage_settings(stage)
@@ -220,6 +247,9 @@ def stage_config(recipe: Recipe, stage: str, start_model: str, data_path: Path, 
     # stage settings override the recipe's (a stage may change one prompt field, e.g. thinking)
     base = deep_merge({"seed": recipe.seed, "prompt": to_dict(recipe.prompt)}, settings)
     base["model"] = model
+    base.update({kind: str(path) for kind, path in (inputs or {}).items()})
+    if "env" in {f.name for f in dataclasses.fields(cls)}:
+        base["env"] = deep_merge({"name": recipe.env.name, "kwargs": recipe.env.kwargs}, settings.get("env", {}))
     key = _hash({"stage": stage, "settings": base, "data": str(data_path)})
     base["output_dir"] = str(run / "stages" / f"{stage}-{key}")
     return from_dict(cls, base, f"{recipe.name}: {stage}")
@@ -230,13 +260,14 @@ def train_chain(recipe: Recipe, method: str, data: dict[str, Path]) -> str:
     model = recipe.model.name
     for stage in parse_method(method):
         module, _, fn_name, reads = STAGES[stage]
-        cfg = stage_config(recipe, stage, model, data[reads], recipe.run_dir)
+        first, *more = reads.split("+")
+        cfg = stage_config(recipe, stage, model, data[first], recipe.run_dir, {kind: data[kind] for kind in more})
         final = Path(cfg.output_dir) / "final"
         if final.exists():
             print(f"[actrl] {method}: stage {stage} already done ({final})")
         else:
             print(f"[actrl] {method}: training stage {stage} -> {cfg.output_dir}")
-            final = getattr(importlib.import_module(module), fn_name)(cfg, str(data[reads]))
+            final = getattr(importlib.import_module(module), fn_name)(cfg, str(data[first]))
         model = str(final)
     return model
 
@@ -305,6 +336,16 @@ def evaluate_method(recipe: Recipe, method: str, model: str, data: dict[str, Pat
         for k in ("success_rate", "mean_score", "mean_steps", "invalid_rate", "stuck_rate"):
             if k in agg:
                 metrics[k] = agg[k]
+        for column, spec in recipe.eval.columns.items():
+            if spec.split == split:
+                metrics[column] = agg[spec.metric]
+                continue
+            env = make(recipe.env.name, **recipe.env.kwargs)
+            try:
+                tasks = select_tasks(env, spec.split, recipe.eval.episodes, recipe.env.tasks)
+            finally:
+                env.close()
+            metrics[column] = evaluate_agent(gen, recipe.env.name, tasks, cfg).aggregates[spec.metric]
     cached.write_text(json.dumps({"key": key, "model": model, "metrics": metrics}, indent=1))
     return metrics
 
