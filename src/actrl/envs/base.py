@@ -95,6 +95,8 @@ class TextEnv(abc.ABC):
     name: ClassVar[str]
     #: steps after which an episode ends, unless the task's expert path is longer
     default_max_steps: ClassVar[int] = 50
+    #: admissible actions come with every step for free (collect records them by default)
+    cheap_admissible: ClassVar[bool] = False
 
     @abc.abstractmethod
     def task_names(self) -> list[str]:
