@@ -56,6 +56,9 @@ class PairsConfig:
     """extra sampling rounds for states still short of K alternatives."""
     require_admissible: bool = False
     fallback: Literal["none", "admissible_likelihood", "admissible_random"] = "none"
+    fallback_candidates: int = 32
+    """admissible_likelihood scores at most this many admissible actions per state (a seeded random
+    subset; ScienceWorld lists ~400 per state)."""
     seed: int = 0
     backend: Literal["auto", "transformers", "vllm"] = "auto"
     batch_size: int = 16
@@ -67,6 +70,8 @@ class PairsConfig:
     def validate(self) -> None:
         if self.k < 1:
             raise ValueError(f"k={self.k}: expected >= 1")
+        if self.fallback_candidates < 1:
+            raise ValueError(f"fallback_candidates={self.fallback_candidates}: expected >= 1")
         if self.resample_rounds < 0 or self.samples_per_round < 0:
             raise ValueError("resample_rounds and samples_per_round must be >= 0")
 
@@ -138,10 +143,12 @@ def _fallback(jobs: list[_StateJob], cfg: PairsConfig, generator: Any) -> None:
         if not candidates:
             continue
         need = cfg.k - len(job.kept)
+        rng = random.Random(f"{cfg.seed}:{job.key}:fallback")
         if cfg.fallback == "admissible_random":
-            rng = random.Random(f"{cfg.seed}:{job.key}:fallback")
             chosen = rng.sample(candidates, min(need, len(candidates)))
         else:
+            if len(candidates) > cfg.fallback_candidates:
+                candidates = rng.sample(candidates, cfg.fallback_candidates)
             from actrl.models.scoring import completion_logprobs
 
             scores = completion_logprobs(
