@@ -1,0 +1,63 @@
+"""Critic-pair construction throughput: batched generation vs one state at a time.
+
+    .venv/bin/python bench/pairs_throughput.py                      # default model, 16 TWX expert states
+    .venv/bin/python bench/pairs_throughput.py --states 32 --k 2
+
+Both modes run `actrl.data.pairs.build_pairs` with the same model, expert states, seed and
+settings: (a) batched: `--batch-size` prompts per generate call, 64 states per chunk;
+(b) one state at a time: batch size 1, one state per chunk. Prints states and pairs per minute
+for both and the ratio. Numbers only; nothing is asserted. Note the machine load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--states", type=int, default=16)
+    parser.add_argument("--k", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=24)
+    args = parser.parse_args()
+
+    from actrl.data.experts import collect
+    from actrl.data.pairs import PairsConfig, build_pairs
+    from actrl.data.records import Trajectory, read_trajectories, write_jsonl
+    from actrl.models.generation import HFGenerator
+
+    tmp = Path(tempfile.mkdtemp(prefix="actrl-bench-pairs-"))
+    collect("textworld_express", "train", 12, out=tmp / "all.jsonl", tasks=["twc", "coin", "cookingworld"], progress=False)
+    # keep whole trajectories until --states expert states are covered
+    kept: list[Trajectory] = []
+    for traj in read_trajectories(tmp / "all.jsonl"):
+        if sum(len(t.steps) for t in kept) >= args.states:
+            break
+        kept.append(traj)
+    write_jsonl(tmp / "experts.jsonl", [t.to_dict() for t in kept])
+    n_states = sum(len(t.steps) for t in kept)
+    gen = HFGenerator.load(args.model)
+    base = dict(model=args.model, k=args.k, max_new_tokens=args.max_new_tokens, resample_rounds=0,
+                fallback="admissible_random", backend="transformers")
+    results = {}
+    for mode, extra in (("batched", dict(batch_size=args.batch_size, states_per_chunk=64)),
+                        ("one-at-a-time", dict(batch_size=1, states_per_chunk=1))):
+        t0 = time.perf_counter()
+        meta = build_pairs(tmp / "experts.jsonl", tmp / f"{mode}.jsonl", PairsConfig(**base, **extra), gen)
+        results[mode] = (time.perf_counter() - t0, meta["counts"])
+    print(f"model {args.model}; {n_states} expert states; K={args.k}; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for mode, (secs, c) in results.items():
+        print(f"{mode:>14}: {secs:7.1f} s  {60 * n_states / secs:7.1f} states/min  {60 * c['pairs'] / secs:7.1f} pairs/min  "
+              f"(samples {c['samples']}, unparseable {c['dropped_unparseable']}, pairs {c['pairs']})")
+    ratio = results["one-at-a-time"][0] / results["batched"][0]
+    print(f"batched / one-at-a-time throughput: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
