@@ -121,6 +121,9 @@ def test_math_grade_extracts_after_reasoning_and_flags_missing_boxes():
     assert grade("math500", q, r"\boxed{5}", 0)["correct"] is False
     no_box = grade("math500", q, "the answer is 14/3", 0)
     assert no_box["format_failure"] and not no_box["correct"]
+    assert grade("math500", q, r"The final answer inside \boxed{} is 1.", 0)[
+        "format_failure"
+    ]  # SmolLM2 did this
     # a box only inside unfinished thinking is no answer
     assert grade("math500", q, r"<think>maybe \boxed{14/3}", 0)["format_failure"]
     assert grade("math500", q, r"<think>\boxed{1}</think> so \boxed{\frac{14}{3}}", 0)["correct"]
@@ -143,6 +146,8 @@ def test_math_grade_extracts_after_reasoning_and_flags_missing_boxes():
         ("(A) is wrong and (B) is right", "B"),
         ("reasoning...\nC.", "C"),
         ("D", "D"),
+        ("A) sp", "A"),  # the whole answer restates one option
+        ("A) 9.8 m\nB) 19.6 m\nC) 4.9 m\nD) 39.2 m", None),  # an echo of the options is no choice
         ("the answer is a compound of both", None),
         ("Answer: Both are wrong", None),
         ("I cannot decide.", None),

@@ -12,10 +12,12 @@ Choices the paper left open:
    reproducible across runs and machines, independent of question order and `--limit`.
 2. GPQA letter precedence, each taking the last occurrence: (a) an answer statement
    ("Answer: C", "the answer is (C)", "**Answer:** \\boxed{C}"), (b) a \\boxed{C}, (c) a standalone
-   "(C)", (d) a last line that is only the letter. Letters are upper-case A-D; nothing found is a
-   format failure (and wrong).
+   "(C)", (d) a last line that is only the letter, or an answer that is one line restating an
+   option ("B) 19.6 m"; a list of several options is an echo, not a choice). Letters are
+   upper-case A-D; nothing found is a format failure (and wrong).
 3. Reasoning is skipped before extraction: text after the last `</think>` when present; a
-   `<think>` never closed (length limit hit while thinking) leaves no answer (format failure).
+   `<think>` never closed (length limit hit while thinking) leaves no answer (format failure),
+   and so does an empty `\\boxed{}` on MATH-500.
 4. `--limit N` takes the first N questions in file (or Hub) order.
 """
 
@@ -209,6 +211,7 @@ _ANSWER = re.compile(
 _BOXED_LETTER = re.compile(_DECOR + r"([A-D])(?![A-Za-z0-9])")
 _PAREN = re.compile(r"\(([A-D])\)")
 _BARE = re.compile(r"\s*[(*]*([A-D])[).:*]*\s*")
+_OPTION_LINE = re.compile(r"\s*\(?([A-D])\)\s+\S")
 
 
 def extract_letter(text: str) -> str | None:
@@ -232,14 +235,17 @@ def extract_letter(text: str) -> str | None:
         return paren[-1]
     lines = [line for line in text.strip().splitlines() if line.strip()]
     bare = _BARE.fullmatch(lines[-1]) if lines else None
-    return bare.group(1) if bare else None
+    if bare:
+        return bare.group(1)
+    restated = _OPTION_LINE.match(lines[0]) if len(lines) == 1 else None  # the whole answer is "B) 19.6 m"
+    return restated.group(1) if restated else None
 
 
 def grade(bench: str, q: Question, completion: str, seed: int) -> dict[str, Any]:
     """extracted answer, gold, correct, format_failure for one completion."""
     text = answer_part(completion)
     if bench == "math500":
-        extracted, gold = last_boxed(text), q.gold
+        extracted, gold = last_boxed(text) or None, q.gold  # an empty \boxed{} is no answer
         correct = extracted is not None and math_equal(gold, extracted)
     else:
         extracted = extract_letter(text)
