@@ -1,0 +1,165 @@
+"""The ACT stage: GRPO on "state + Action 1 + Action 2: which is better?" (Agentic Critical Training).
+
+The model sees an expert state and two candidate actions (the expert's and an alternative the
+initial policy would take), reasons if thinking is on, and names its choice in <answer>N</answer>.
+Only the choice is rewarded (`act_choice_reward`: 1 / 0 / -0.5 format penalty); reasoning is never
+scored. Held-out pair accuracy is measured before and after training (pair_eval.json).
+
+    actrl train act --config configs/act.yaml --pairs runs/x/pairs.jsonl [key=value ...]
+
+Choices the paper left open (GRPO knobs: see GRPOStageConfig; common ones: see train/common.py):
+1. Options are shown in the order recorded in the pair (expert_position, drawn once per pair);
+   `balance_orders=true` adds the swapped order of every pair and keeps both in the same step,
+   so a critic answering by position gains nothing within a step (doubles the prompts per epoch).
+2. Held-out pairs are whole tasks (eval_fraction) or a file (heldout); they are never trained on.
+3. Pair accuracy is greedy, before and after the stage, on the main process, with the generation
+   backend of `actrl.models.generation` (vLLM when installed on a GPU).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from actrl.config import ConfigError
+from actrl.data.prompts import PromptConfig, critic_messages
+from actrl.data.records import CriticPair, read_pairs
+from actrl.train.common import (
+    drop_long,
+    final_dir,
+    is_main_process,
+    load_policy,
+    print_plan,
+    run_trainer,
+    split_by_task,
+    trl_prompt,
+    write_run_config,
+)
+from actrl.train.grpo import ActGRPOTrainer, GRPOStageConfig, grpo_args, grpo_plan
+from actrl.train.metrics import attach
+from actrl.train.rewards import act_choice_reward
+
+PAIR_EVAL = "pair_eval.json"
+
+
+@dataclass
+class ACTConfig(GRPOStageConfig):
+    """The ACT stage: GRPO on critic prompts."""
+
+    pairs: str | None = None
+    """critic pairs JSONL (D_critic); `--pairs` on the command line sets it."""
+    balance_orders: bool = False
+    """also show every pair with its options swapped, in the same step (choice 1)."""
+    pair_eval: bool = True
+    """held-out pair accuracy before and after the stage (pair_eval.json)."""
+    pair_eval_backend: str = "auto"
+    """auto | transformers | vllm."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.balance_orders and self.prompts_per_step() % 2:
+            raise ValueError(
+                f"balance_orders=true needs an even number of prompts per step (now {self.prompts_per_step()}): "
+                f"raise per_device_batch_size to {2 * self.per_device_batch_size}"
+            )
+
+
+def critic_rows(pairs: list[CriticPair], prompt_cfg: PromptConfig, both_orders: bool) -> list[dict[str, Any]]:
+    """One row per critic prompt; with both_orders, rows 2i and 2i+1 are one pair in both orders."""
+    rows = []
+    for p in pairs:
+        positions = [p.expert_position, 3 - p.expert_position] if both_orders else [p.expert_position]
+        for pos in positions:
+            a1, a2 = (p.expert_action, p.alternative) if pos == 1 else (p.alternative, p.expert_action)
+            rows.append(
+                {
+                    "prompt": critic_messages(p.state, a1, a2, prompt_cfg),
+                    "expert_position": pos,
+                    "action_1": a1,
+                    "action_2": a2,
+                    "pair_id": p.pair_id,
+                    "task_id": p.task_id,
+                }
+            )
+    return rows
+
+
+def _pair_eval(cfg: ACTConfig, model: str, pairs: list[CriticPair], key: str) -> None:
+    """Held-out pair accuracy of `model` into pair_eval.json[key] (main process; skipped when present)."""
+    if not (cfg.pair_eval and pairs and is_main_process()):
+        return
+    from actrl.eval.pair_accuracy import default_sampling, pair_accuracy
+    from actrl.models.generation import make_generator
+
+    path = Path(cfg.output_dir) / PAIR_EVAL
+    record = json.loads(path.read_text()) if path.exists() else {}
+    if key in record:
+        return
+    sampling = default_sampling(cfg.prompt.thinking)
+    sampling.max_new_tokens = cfg.completion_limit()
+    gen = make_generator(model, backend=cfg.pair_eval_backend, thinking=cfg.prompt.thinking)
+    record[key] = {"model": model, **pair_accuracy(gen, pairs, cfg.prompt, sampling)}
+    del gen
+    gc.collect()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"[actrl] held-out pair accuracy {key}: {json.dumps(record[key])}")
+
+
+def train_act(cfg: ACTConfig, pairs_path: str | None = None) -> Path:
+    """Run the ACT stage; returns output_dir/final (a finished stage is not retrained)."""
+    pairs_path = pairs_path or cfg.pairs
+    if not pairs_path:
+        raise ConfigError("the ACT stage needs critic pairs: --pairs pairs.jsonl (or pairs: in the config)")
+    final = final_dir(cfg)
+    if final.exists():
+        print(f"[actrl] act: {final} exists; stage already finished")
+        return final
+    pairs = read_pairs(pairs_path)
+    if cfg.heldout:
+        train_pairs, held_pairs = pairs, read_pairs(cfg.heldout)
+    else:
+        train_pairs, held_pairs = split_by_task(pairs, lambda p: p.task_id, cfg.eval_fraction, cfg.seed)
+    write_run_config(cfg, "act", {"pairs": str(pairs_path), "n_train_pairs": len(train_pairs)})
+
+    _pair_eval(cfg, cfg.model.name, held_pairs, "before")
+
+    model, tok, peft_config = load_policy(cfg)
+    thinking = cfg.prompt.thinking
+    base_rows, longest = drop_long(
+        critic_rows(train_pairs, cfg.prompt, False), tok, cfg.max_prompt_length, thinking, "critic prompts"
+    )
+    kept = {r["pair_id"] for r in base_rows}
+    train_rows = critic_rows([p for p in train_pairs if p.pair_id in kept], cfg.prompt, cfg.balance_orders)
+    if len(train_rows) < cfg.prompts_per_step():
+        raise ConfigError(
+            f"{pairs_path}: {len(train_rows)} training prompts, fewer than one step's {cfg.prompts_per_step()}; "
+            "lower per_device_batch_size or add pairs"
+        )
+    print_plan("act", {**grpo_plan(cfg, len(train_rows), len(held_pairs), longest), "balance_orders": cfg.balance_orders})
+
+    from datasets import Dataset
+
+    for row in train_rows:
+        row["prompt"], row["reply_prefix"] = trl_prompt(row["prompt"], tok, thinking)
+    trainer = ActGRPOTrainer(
+        model=model,
+        reward_funcs=[act_choice_reward],
+        args=grpo_args(cfg, tok),
+        train_dataset=Dataset.from_list(train_rows),
+        processing_class=tok,
+        peft_config=peft_config,
+        metric_prefix="act",
+        zero_std_groups=cfg.zero_std_groups,
+        max_resample_rounds=cfg.max_resample_rounds,
+        balance_orders=cfg.balance_orders,
+    )
+    attach(trainer, cfg.output_dir, "act")
+    final = run_trainer(trainer, cfg, "act")
+    del trainer, model
+    gc.collect()
+    _pair_eval(cfg, str(final), held_pairs, "after")
+    return final

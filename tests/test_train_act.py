@@ -1,0 +1,173 @@
+"""The ACT stage on TRL's GRPOTrainer: real TWX critic pairs, the tiny model primed to answer in format."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from train_support import PAIRS, SHORT_PROMPT_CFG, overrides, primed_model
+
+from actrl.config import ConfigError, load_config
+from actrl.data.records import read_pairs
+from actrl.train.act import ACTConfig, critic_rows, train_act
+from actrl.train.grpo import ActGRPOTrainer, PairedRepeatSampler
+from actrl.train.metrics import read_metrics
+
+ACT_KEYS = ("act/reward", "act/accuracy", "act/format_failure_rate", "act/pick_first_rate", "act/frac_zero_std_groups")
+
+
+@pytest.fixture(scope="module")
+def primed(tiny_model_dir) -> str:
+    return primed_model(tiny_model_dir)
+
+
+def act_config(tmp_path, model: str, **kw) -> ACTConfig:
+    base = dict(
+        output_dir=tmp_path / "act",
+        **{"model.name": model, "model.dtype": "float32"},
+        num_generations=4,
+        per_device_batch_size=8,
+        max_steps=3,
+        save_steps=10,
+        learning_rate=1e-3,
+        eval_fraction=0.25,
+    )
+    return load_config(ACTConfig, None, overrides(**{**base, **kw}))
+
+
+def test_critic_rows_show_a_pair_in_both_orders_next_to_each_other():
+    pairs = read_pairs(PAIRS)[:3]
+    rows = critic_rows(pairs, SHORT_PROMPT_CFG, both_orders=True)
+    assert len(rows) == 6
+    for pair, first, second in zip(pairs, rows[::2], rows[1::2], strict=True):
+        assert first["expert_position"] == pair.expert_position
+        assert second["expert_position"] == 3 - pair.expert_position
+        assert (first["action_1"], first["action_2"]) == (second["action_2"], second["action_1"])
+        expert_shown = first["action_1"] if first["expert_position"] == 1 else first["action_2"]
+        assert expert_shown == pair.expert_action
+        assert f"Action 1: {first['action_1']}" in first["prompt"][-1]["content"]
+
+
+def test_paired_sampler_keeps_both_orders_in_one_generation_batch():
+    sampler = PairedRepeatSampler(list(range(20)), mini_repeat_count=4, batch_size=4, repeat_count=1, seed=3)
+    order = list(sampler)
+    assert len(order) == 20 * 4
+    batches = [order[i : i + 16] for i in range(0, len(order), 16)]  # 4 prompts x G=4 per generation batch
+    for batch in batches:
+        prompts = sorted(set(batch))
+        assert all(batch.count(p) == 4 for p in prompts)
+        assert {p // 2 for p in prompts} == {p // 2 for p in prompts if p ^ 1 in prompts}  # partners together
+    assert sorted(set(order)) == list(range(20))  # every row once per epoch
+    assert order != sorted(order)  # shuffled
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"num_generations": 3}, "not a multiple of num_generations=3"),
+        ({"balance_orders": True, "per_device_batch_size": 4}, "even number of prompts per step"),
+        ({"num_generations": 1, "per_device_batch_size": 1}, "num_generations=1"),
+        ({"zero_std_groups": "ignore"}, "expected one of"),
+        ({"output_dir": ""}, "output_dir is required"),
+    ],
+)
+def test_act_config_rejects_bad_values_with_the_fix(tmp_path, bad, message):
+    with pytest.raises(ConfigError, match=message):
+        act_config(tmp_path, "default", **bad)
+
+
+def test_act_stage_needs_pairs(tmp_path):
+    with pytest.raises(ConfigError, match="--pairs"):
+        train_act(act_config(tmp_path, "default"))
+
+
+@pytest.mark.slow
+def test_act_stage_trains_logs_act_metrics_and_evaluates_pairs_before_and_after(tmp_path, primed):
+    cfg = act_config(tmp_path, primed, balance_orders=True)
+    final = train_act(cfg, str(PAIRS))
+
+    assert (final / "model.safetensors").exists() and not (tmp_path / "act" / "final.tmp").exists()
+    before, after = load_file(f"{primed}/model.safetensors"), load_file(final / "model.safetensors")
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed, "GRPO steps did not change any parameter"
+
+    logs = [m for m in read_metrics(cfg.output_dir) if "act/reward" in m]
+    assert [m["step"] for m in logs] == [1, 2, 3]
+    for m in logs:
+        assert all(k in m for k in ACT_KEYS)
+        # reward = 1 x accuracy + 0 x wrong - 0.5 x format failures, over the same completions
+        assert math.isclose(m["act/reward"], m["act/accuracy"] - 0.5 * m["act/format_failure_rate"], abs_tol=1e-6)
+        assert math.isclose(m["act/frac_zero_std_groups"], m["frac_reward_zero_std"], abs_tol=1e-6)
+        assert m["act/loss"] == m["loss"]
+    assert any(m["act/frac_zero_std_groups"] < 1 for m in logs), "no group ever had a reward signal"
+
+    pair_eval = json.loads((tmp_path / "act" / "pair_eval.json").read_text())
+    assert set(pair_eval) == {"before", "after"}
+    for result in pair_eval.values():
+        assert result["n"] > 0 and 0 <= result["accuracy"] <= 1
+        assert {"pick_first_rate", "format_failure_rate", "expert_first_share"} <= set(result)
+    assert pair_eval["after"]["model"] == str(final)
+
+    # a finished stage is not retrained
+    mtime = (final / "model.safetensors").stat().st_mtime
+    assert train_act(cfg, str(PAIRS)) == final
+    assert (final / "model.safetensors").stat().st_mtime == mtime
+
+
+def test_zero_std_groups_are_replaced_group_wise_and_masked(tmp_path, tiny_model_dir):
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    from actrl.train.rewards import act_choice_reward
+
+    rows = critic_rows(read_pairs(PAIRS)[:4], SHORT_PROMPT_CFG, both_orders=False)
+    args = GRPOConfig(output_dir=str(tmp_path), num_generations=2, per_device_train_batch_size=4, use_cpu=True,
+                      bf16=False, report_to=[], gradient_checkpointing=False)
+    trainer = ActGRPOTrainer(model=tiny_model_dir, reward_funcs=[act_choice_reward], args=args,
+                             train_dataset=Dataset.from_list(rows), metric_prefix="act", zero_std_groups="resample")
+    # two groups of G=2; prompts left-padded, completions right-padded, as TRL returns them
+    out = {
+        "prompt_ids": torch.tensor([[0, 5, 6], [0, 5, 6], [7, 8, 9], [7, 8, 9]]),
+        "prompt_mask": torch.tensor([[0, 1, 1], [0, 1, 1], [1, 1, 1], [1, 1, 1]]),
+        "completion_ids": torch.tensor([[1, 2], [1, 0], [3, 0], [3, 4]]),
+        "completion_mask": torch.tensor([[1, 1], [1, 0], [1, 0], [1, 1]]),
+        "advantages": torch.tensor([0.0, 0.0, 1.0, -1.0]),
+        "num_items_in_batch": torch.tensor(6),
+    }
+    new = {
+        "prompt_ids": torch.tensor([[0, 0, 0, 11], [0, 0, 0, 11], [12, 13, 14, 15], [12, 13, 14, 15]]),
+        "prompt_mask": torch.tensor([[0, 0, 0, 1], [0, 0, 0, 1], [1, 1, 1, 1], [1, 1, 1, 1]]),
+        "completion_ids": torch.tensor([[21, 22, 23], [24, 0, 0], [25, 0, 0], [26, 0, 0]]),
+        "completion_mask": torch.tensor([[1, 1, 1], [1, 0, 0], [1, 0, 0], [1, 0, 0]]),
+        "advantages": torch.tensor([0.7, -0.7, 0.0, 0.0]),
+        "num_items_in_batch": torch.tensor(6),
+    }
+    trainer._replace_groups(out, new, slots=[0], picks=[0])  # group 0 had zero std: take the new group 0
+    assert out["prompt_ids"].tolist() == [[0, 0, 0, 11], [0, 0, 0, 11], [0, 7, 8, 9], [0, 7, 8, 9]]
+    assert out["prompt_mask"].tolist() == [[0, 0, 0, 1], [0, 0, 0, 1], [0, 1, 1, 1], [0, 1, 1, 1]]
+    assert out["completion_ids"].tolist() == [[21, 22, 23], [24, 0, 0], [3, 0, 0], [3, 4, 0]]
+    assert out["advantages"].tolist() == pytest.approx([0.7, -0.7, 1.0, -1.0])
+
+    trainer._mask_groups(out, torch.tensor([False, True]))  # group 1 is left without signal: masked
+    assert out["completion_mask"].tolist() == [[1, 1, 1], [1, 0, 0], [0, 0, 0], [0, 0, 0]]
+    assert int(out["num_items_in_batch"]) == 4
+
+
+@pytest.mark.slow
+def test_resampling_replaces_zero_std_groups(tmp_path, primed):
+    # G=2 at a low temperature: many groups answer alike, so resampling has work to do
+    cfg = act_config(tmp_path, primed, zero_std_groups="resample", max_resample_rounds=2, max_steps=2,
+                     num_generations=2, per_device_batch_size=4, temperature=0.3, pair_eval=False)
+    train_act(cfg, str(PAIRS))
+    logs = [m for m in read_metrics(cfg.output_dir) if "act/reward" in m]
+    assert len(logs) == 2
+    assert any(m["act/frac_zero_std_groups"] > 0 for m in logs), "no zero-std group to resample"
+    for m in logs:
+        assert 0 <= m["act/resample_rounds"] <= 2
+        # resampling never leaves more zero-std groups than were drawn
+        assert m["act/frac_groups_masked"] <= m["act/frac_zero_std_groups"] + 1e-6
+        if m["act/frac_zero_std_groups"] > 0:
+            assert m["act/resample_rounds"] >= 1
