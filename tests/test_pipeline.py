@@ -16,6 +16,8 @@ HERE = Path(__file__).parent
 def _recipe(tmp_path: Path, tiny_model_dir: str, **changes) -> Path:
     data = yaml.safe_load((HERE / "recipes_tiny_twx.yaml").read_text())
     data["model"]["name"] = tiny_model_dir
+    math500 = HERE.parents[1] / "shared" / "data" / "math500.jsonl"
+    data["eval"]["reasoning"] = {"math500": {"data": str(math500), "limit": 2, "max_new_tokens": 8}}
     data["output_root"] = str(tmp_path / "runs")
     data.update(changes)
     path = tmp_path / "recipe.yaml"
@@ -51,6 +53,7 @@ def test_recipe_runs_all_methods_shares_stages_and_skips_finished_work(tmp_path,
         m = entry["metrics"]
         assert 0 <= m["next_action_accuracy"] <= 1 and 0 <= m["success_rate"] <= 1, method
         assert 0 <= m["pair_accuracy"] <= 1
+        assert m["math500"] == 0.0  # an untrained 3M-parameter model solves nothing
     # act -> il and act -> rl start from one shared ACT stage: one act dir, two il dirs (il, act->il)
     stages = sorted(p.name.split("-")[0] for p in (run / "stages").iterdir())
     assert stages == ["act", "il", "il", "rl"]

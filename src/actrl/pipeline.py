@@ -103,6 +103,9 @@ class EvalSettings:
     split: str | None = None
     """agent-episode split; None: data.heldout_split."""
     batch_size: int = 16
+    reasoning: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """general-reasoning benches of each method's policy: {math500: {data: ..., limit: 100},
+    gpqa-diamond: {seeds: [0, 1, 2]}} (ReasoningEvalConfig fields; model and output are set here)."""
     columns: dict[str, BenchmarkColumn] = field(default_factory=dict)
     """paper columns from extra agent evaluations, e.g. {alfworld_id: {split: valid_seen},
     alfworld_ood: {split: valid_unseen}}; names as in the report (alfworld_id, webshop, scienceworld)."""
@@ -346,6 +349,14 @@ def evaluate_method(recipe: Recipe, method: str, model: str, data: dict[str, Pat
             finally:
                 env.close()
             metrics[column] = evaluate_agent(gen, recipe.env.name, tasks, cfg).aggregates[spec.metric]
+    for bench, settings in recipe.eval.reasoning.items():
+        from actrl.eval.reasoning import ReasoningEvalConfig, evaluate_reasoning
+
+        cfg = from_dict(ReasoningEvalConfig, {**settings, "bench": bench, "model": model,
+                                              "thinking": recipe.prompt.thinking, "out": str(out / f"{bench}.json")},
+                        f"{recipe.name}: eval.reasoning.{bench}")
+        agg = evaluate_reasoning(cfg, gen)["aggregate"]
+        metrics[bench.replace("-", "_")] = agg["accuracy_mean"]
     cached.write_text(json.dumps({"key": key, "model": model, "metrics": metrics}, indent=1))
     return metrics
 

@@ -15,6 +15,8 @@ Choices the paper left open:
 2. An opened but unclosed tag at the end of a completion (generation stopped at the stop string
    or the length limit) still counts; a completion with no opening tag is a format failure.
 3. A critic answer naming both options, or neither, is a format failure (no parseable choice).
+4. `prefill`: the prompt ends with an assistant turn already holding the opening tag; generators
+   return that prefix plus the continuation, so every parser sees the whole answer.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class PromptConfig:
     """list the admissible actions in the action prompt when the environment recorded them."""
     thinking: bool = False
     """ask for reasoning in <think>...</think> before the answer (the paper's 'thinking' mode)."""
+    prefill: bool = False
+    """start the assistant's reply with the opening answer tag (<action> / <answer>) so a small model
+    only fills the slot (choice 4); ignored when thinking is on."""
 
     def validate(self) -> None:
         if self.history_window < 0:
@@ -88,10 +93,22 @@ def action_messages(state: State, cfg: PromptConfig) -> Messages:
         ask = "Think briefly inside <think>...</think>, then give the next action as <action>command</action>."
     else:
         ask = "Answer with the next action only, as <action>command</action>."
-    return [
+    messages = [
         {"role": "system", "content": ACTION_SYSTEM},
         {"role": "user", "content": render_state(state, cfg) + "\n\n" + ask},
     ]
+    return _prefilled(messages, "<action>", cfg)
+
+
+def _prefilled(messages: Messages, tag: str, cfg: PromptConfig) -> Messages:
+    if cfg.prefill and not cfg.thinking:
+        messages.append({"role": "assistant", "content": tag})
+    return messages
+
+
+def reply_prefix(messages: Messages) -> str:
+    """The prefilled start of the reply ('' unless the prompt ends with an assistant turn)."""
+    return messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
 
 
 def action_completion(action: str) -> str:
@@ -110,7 +127,8 @@ def critic_messages(state: State, action_1: str, action_2: str, cfg: PromptConfi
         ask = "Answer with the number of the better action only, as <answer>1</answer> or <answer>2</answer>."
     body = render_state(state, cfg, with_admissible=False)
     body += f"\n\nAction 1: {action_1}\nAction 2: {action_2}\n\nWhich action is better? {ask}"
-    return [{"role": "system", "content": CRITIC_SYSTEM}, {"role": "user", "content": body}]
+    messages = [{"role": "system", "content": CRITIC_SYSTEM}, {"role": "user", "content": body}]
+    return _prefilled(messages, "<answer>", cfg)
 
 
 # ----------------------------------------------------------------------------- parsing

@@ -9,7 +9,8 @@ Backends:
     outs = gen.generate([messages, ...], SamplingConfig(n=4, temperature=1.0, stop=["</action>"]))
 
 Choices the paper left open:
-1. A stop string is kept in the completion (so "<action>x</action>" stays parseable).
+1. A stop string is kept in the completion (so "<action>x</action>" stays parseable), and a
+   prefilled reply start (a trailing assistant turn, `PromptConfig.prefill`) is put back in front.
 2. Sampling is seeded per batch (seed + batch index) so a rerun with the same batch size
    reproduces its samples; results do not depend on prompt order within a call.
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from actrl.config import ConfigError
+from actrl.data.prompts import reply_prefix
 from actrl.models.loading import ModelConfig, load_model, pick_device, resolve_model
 
 Messages = list[dict[str, str]]
@@ -68,8 +70,14 @@ def chat_template_kwargs(tokenizer: Any, thinking: bool | None) -> dict[str, Any
 
 
 def render_chat(tokenizer: Any, messages: Messages, thinking: bool | None = None) -> str:
+    """The prompt text; a trailing assistant turn (a prefilled reply start) is continued, not closed."""
+    prefilled = bool(messages) and messages[-1]["role"] == "assistant"
     return tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, tokenize=False, **chat_template_kwargs(tokenizer, thinking)
+        messages,
+        add_generation_prompt=not prefilled,
+        continue_final_message=prefilled,
+        tokenize=False,
+        **chat_template_kwargs(tokenizer, thinking),
     )
 
 
@@ -130,7 +138,8 @@ class HFGenerator:
             decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
             per = gen_kwargs["num_return_sequences"]
             for j, i in enumerate(idx):
-                outs = [_cut_at_stop(d, sampling.stop) for d in decoded[j * per : (j + 1) * per]]
+                prefix = reply_prefix(prompts[i])
+                outs = [prefix + _cut_at_stop(d, sampling.stop) for d in decoded[j * per : (j + 1) * per]]
                 results[i] = outs * sampling.n if greedy else outs  # greedy: n identical copies
         return results
 
@@ -184,7 +193,7 @@ class VLLMGenerator:
 
             lora = LoRARequest("adapter", 1, self.lora_adapter)
         outs = self.llm.generate(texts, params, use_tqdm=progress, lora_request=lora)
-        return [[c.text for c in o.outputs] for o in outs]
+        return [[reply_prefix(p) + c.text for c in o.outputs] for p, o in zip(prompts, outs, strict=True)]
 
 
 def vllm_available() -> bool:
