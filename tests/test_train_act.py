@@ -171,3 +171,46 @@ def test_resampling_replaces_zero_std_groups(tmp_path, primed):
         assert m["act/frac_groups_masked"] <= m["act/frac_zero_std_groups"] + 1e-6
         if m["act/frac_zero_std_groups"] > 0:
             assert m["act/resample_rounds"] >= 1
+
+
+def test_cli_turns_bad_input_into_a_one_line_error(tmp_path, capsys):
+    from actrl.cli import main
+
+    assert main(["train", "act", "--pairs", str(PAIRS), f"output_dir={tmp_path}", "num_generation=4"]) == 2
+    assert "unknown key 'num_generation'; did you mean 'num_generations'?" in capsys.readouterr().err
+    assert main(["train", "act", "--pairs", str(tmp_path / "missing.jsonl"), f"output_dir={tmp_path}"]) == 2
+    assert "missing.jsonl: no such file" in capsys.readouterr().err
+    assert main(["train", "rl", f"output_dir={tmp_path}"]) == 2
+    assert "needs expert trajectories: --experts" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_lora_act_stage_saves_an_adapter_and_evaluates_it_on_a_held_out_file(tmp_path, primed):
+    from actrl.data.records import write_jsonl
+
+    pairs = read_pairs(PAIRS)
+    heldout = tmp_path / "heldout.jsonl"
+    write_jsonl(heldout, [p.to_dict() for p in pairs[:4]])
+    cfg = act_config(tmp_path, primed, max_steps=1, heldout=heldout, **{"lora.enabled": True, "lora.r": 4})
+    final = train_act(cfg, str(PAIRS))
+    assert (final / "adapter_config.json").exists() and not (final / "model.safetensors").exists()
+    pair_eval = json.loads((tmp_path / "act" / "pair_eval.json").read_text())
+    assert pair_eval["before"]["n"] == pair_eval["after"]["n"] == 4
+    assert pair_eval["after"]["model"] == str(final)
+
+
+def test_position_collapse_is_flagged_and_logged_loudly(tmp_path, caplog):
+    from transformers import TrainerControl, TrainerState
+
+    from actrl.train.metrics import StageMetrics
+
+    cb = StageMetrics(tmp_path, "act")
+    state = TrainerState(global_step=7)
+    for rate in (0.5, 0.95, 0.05):
+        logs = {"act/pick_first_rate": rate, "loss": 0.1}
+        with caplog.at_level("WARNING", logger="actrl.train"):
+            cb.on_log(None, state, TrainerControl(), logs=logs)
+        assert logs["act/position_collapse"] == (0.0 if rate == 0.5 else 1.0)
+        assert logs["act/loss"] == 0.1
+    assert caplog.text.count("POSITION COLLAPSE at step 7") == 2
+    assert [m["act/position_collapse"] for m in read_metrics(tmp_path)] == [0.0, 1.0, 1.0]

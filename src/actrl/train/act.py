@@ -100,7 +100,12 @@ def _pair_eval(cfg: ACTConfig, model: str, pairs: list[CriticPair], key: str) ->
         return
     sampling = default_sampling(cfg.prompt.thinking)
     sampling.max_new_tokens = cfg.completion_limit()
-    gen = make_generator(model, backend=cfg.pair_eval_backend, thinking=cfg.prompt.thinking)
+    adapter = Path(model) / "adapter_config.json"
+    if adapter.exists():  # a LoRA checkpoint: its base plus the adapter (vLLM serves it as a LoRARequest)
+        base = json.loads(adapter.read_text())["base_model_name_or_path"]
+        gen = make_generator(base, cfg.pair_eval_backend, lora_adapter=model, thinking=cfg.prompt.thinking)
+    else:
+        gen = make_generator(model, backend=cfg.pair_eval_backend, thinking=cfg.prompt.thinking)
     record[key] = {"model": model, **pair_accuracy(gen, pairs, cfg.prompt, sampling)}
     del gen
     gc.collect()
