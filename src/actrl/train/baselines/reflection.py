@@ -29,6 +29,7 @@ Choices the paper left open (the SFT ones: train/baselines/sft.py):
 
 from __future__ import annotations
 
+import gc
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -137,6 +138,7 @@ def write_reflections(
                         }
                     )
         del gen
+        gc.collect()
         done = {r["pair_id"]: r for r in read_jsonl(out)}
     return [done[p.pair_id] for p in pairs]
 
