@@ -177,7 +177,11 @@ def load_recipe(path_or_name: str, overrides: list[str] | None = None) -> Recipe
             raise ConfigError(f"{path_or_name}: no such recipe file or shipped recipe (shipped: {', '.join(names)})")
         path = shipped
     data = deep_merge(load_yaml(path), parse_overrides(overrides or []))
-    return from_dict(Recipe, data, str(path))
+    recipe = from_dict(Recipe, data, str(path))
+    # build every stage's config now: a typo in stage settings fails here, not after data collection
+    for stage in {s for m in recipe.methods for s in parse_method(m)}:
+        stage_config(recipe, stage, recipe.model.name, Path("<data>"), recipe.run_dir)
+    return recipe
 
 
 # ----------------------------------------------------------------------------- data
