@@ -76,3 +76,15 @@ def test_every_shipped_recipe_builds_valid_stage_configs(name):
         assert stage in STAGES
         cfg = stage_config(recipe, stage, recipe.model.name, Path("data.jsonl"), recipe.run_dir)
         assert cfg.output_dir.startswith(str(recipe.run_dir / "stages" / stage))
+
+
+@pytest.mark.parametrize("stage", ["act", "il", "rl"])
+def test_shipped_stage_configs_load(stage):
+    import importlib
+
+    from actrl.config import load_config
+
+    module = importlib.import_module(f"actrl.train.{stage}")
+    cls = {"act": module.__dict__.get("ACTConfig"), "il": module.__dict__.get("ILConfig"), "rl": module.__dict__.get("RLConfig")}[stage]
+    cfg = load_config(cls, Path(__file__).parents[1] / "configs" / "stages" / f"{stage}.yaml", ["output_dir=out"])
+    assert cfg.epochs == 3
