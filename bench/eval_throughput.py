@@ -3,6 +3,7 @@
     .venv/bin/python bench/eval_throughput.py                          # SmolLM2 default, TWX, 8 episodes
     .venv/bin/python bench/eval_throughput.py --env scienceworld --max-steps 5
     .venv/bin/python bench/eval_throughput.py --model /path/to/tiny --dtype float32
+    .venv/bin/python bench/eval_throughput.py --threads 1      # on a CPU shared with other jobs
 
 Both modes run `actrl.eval.rollouts.evaluate_agent` with the same model, tasks and greedy decoding:
 (a) lockstep: `--parallel` episodes live at once, ONE batched generate call per step over all of
@@ -41,9 +42,13 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=8, help="lockstep episodes at once")
     parser.add_argument("--max-steps", type=int, default=10)
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (1 avoids thread thrashing on a busy machine)")
     args = parser.parse_args()
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from actrl.envs import make
     from actrl.eval.rollouts import select_tasks
@@ -62,7 +67,7 @@ def main() -> None:
         rows[name] = (wall, result)
         t = result.timing
         print(f"{name:<10} parallel {parallel}: {wall:7.1f} s  {60 * len(tasks) / wall:6.2f} episodes/min  "
-              f"generate {t['generate_s']:.1f} s, environment {t['env_s']:.1f} s, {t['steps']} generate calls, "
+              f"generate {t['generate_s']:.1f} s, environment {t['env_s']:.1f} s, {t['generate_calls']} generate calls, "
               f"mean steps {result.aggregates['mean_steps']:.1f}, load average {os.getloadavg()[0]:.1f}")
     (w_lock, r_lock), (w_seq, r_seq) = rows["lockstep"], rows["sequential"]
     same = sum(a["actions"] == b["actions"] for a, b in zip(r_lock.episodes, r_seq.episodes, strict=True))

@@ -81,10 +81,10 @@ def test_rerun_skips_finished_episodes_and_refuses_other_settings(tiny, twx_task
     more = evaluate_agent(tiny, TWX, twx_tasks[:3], config(tmp_path, max_steps=2, workers=2))
     lines = path.read_text().splitlines()
     assert lines[:2] == done and len(lines) == 3  # the torn line dropped, one new episode
-    assert more.timing["steps"] == 2  # only the new episode was played (2 lockstep steps)
+    assert more.timing["generate_calls"] == 2  # only the new episode was played (2 lockstep steps)
     assert [e["task_id"] for e in more.episodes] == [t.id for t in twx_tasks[:3]]
     again = evaluate_agent(tiny, TWX, twx_tasks[:3], config(tmp_path, max_steps=2, workers=2))
-    assert again.timing["steps"] == 0 and again.aggregates == more.aggregates
+    assert again.timing["generate_calls"] == 0 and again.aggregates == more.aggregates
     with pytest.raises(ConfigError, match="other settings"):
         evaluate_agent(tiny, TWX, twx_tasks[:3], config(tmp_path, max_steps=5, workers=2))
 
@@ -95,8 +95,8 @@ def test_lockstep_batch_matches_one_episode_at_a_time(varied, twx_tasks):
     single = config(max_steps=3, workers=1)
     single.sampling.batch_size = 1
     one_by_one = evaluate_agent(varied, TWX, tasks, single)
-    assert batched.timing["steps"] == 6  # 4 episodes in lockstep (3 steps), then the 5th (3 steps)
-    assert one_by_one.timing["steps"] == 15
+    assert batched.timing["generate_calls"] == 6  # 4 episodes in lockstep (3 steps), then the 5th (3 steps)
+    assert one_by_one.timing["generate_calls"] == 15
     for a, b in zip(batched.episodes, one_by_one.episodes, strict=True):
         assert a["task_id"] == b["task_id"]
         assert a["completions"] == b["completions"] and a["actions"] == b["actions"]

@@ -99,7 +99,7 @@ class EvalConfig:
 class EvalResult:
     episodes: list[dict[str, Any]]  # per-episode records, in task order
     aggregates: dict[str, Any]
-    timing: dict[str, float]  # wall / generation / environment seconds of this call
+    timing: dict[str, float]  # this call: wall / generate / environment seconds, generate calls
     episodes_path: Path | None = None
     summary_path: Path | None = None
 
@@ -264,7 +264,7 @@ def evaluate_agent(generator: Generator, env_name: str, tasks: Sequence[Task], c
     done = _load_done(episodes_path, key) if episodes_path else {}
     pending = deque(t for t in tasks if t.id not in done)
 
-    timing = {"wall_s": 0.0, "generate_s": 0.0, "env_s": 0.0, "steps": 0}
+    timing = {"wall_s": 0.0, "generate_s": 0.0, "env_s": 0.0, "generate_calls": 0}
     versions: dict[str, str] = {}
     start = time.perf_counter()
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(pending), desc=f"eval {env_name}/{split}",
@@ -295,7 +295,7 @@ def evaluate_agent(generator: Generator, env_name: str, tasks: Sequence[Task], c
             t0 = time.perf_counter()
             outs = generator.generate([action_messages(ep.state(), cfg.prompt) for _, ep in live], cfg.sampling)
             timing["generate_s"] += time.perf_counter() - t0
-            timing["steps"] += 1
+            timing["generate_calls"] += 1
             completions = [o[0] for o in outs]
             actions = [parse_action(c) for c in completions]
             to_step = [(i, a) for (i, _), a in zip(live, actions, strict=True) if a is not None]
