@@ -10,7 +10,8 @@ choice often gives this) the group's advantages are zero and it carries no learn
   carry signal (DAPO's dynamic-sampling filter, without refilling).
 - resample: DAPO's dynamic sampling. Every process draws a fresh generation batch of random
   training prompts, and its non-zero-std groups replace the zero-std ones; up to
-  `max_resample_rounds` rounds, after which the remaining zero-std groups are dropped.
+  `max_resample_rounds` rounds, after which the remaining zero-std groups are dropped. Replacement
+  groups keep the advantages of their own batch and are drawn without `balance_orders` pairing.
 
 `balance_orders` keeps rows 2i and 2i+1 (one critic pair shown in both orders) in the same
 generation batch, i.e. in the same optimizer step.
