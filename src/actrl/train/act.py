@@ -26,17 +26,16 @@ from typing import Any
 
 from actrl.config import ConfigError
 from actrl.data.prompts import PromptConfig, critic_messages
-from actrl.data.records import CriticPair, read_pairs
+from actrl.data.records import CriticPair
 from actrl.train.common import (
     drop_long,
     final_dir,
     is_main_process,
     load_policy,
+    pair_splits,
     print_plan,
     run_trainer,
-    split_by_task,
     trl_prompt,
-    write_run_config,
 )
 from actrl.train.grpo import ActGRPOTrainer, GRPOStageConfig, grpo_args, grpo_plan
 from actrl.train.metrics import attach
@@ -117,18 +116,10 @@ def _pair_eval(cfg: ACTConfig, model: str, pairs: list[CriticPair], key: str) ->
 def train_act(cfg: ACTConfig, pairs_path: str | None = None) -> Path:
     """Run the ACT stage; returns output_dir/final (a finished stage is not retrained)."""
     pairs_path = pairs_path or cfg.pairs
-    if not pairs_path:
-        raise ConfigError("the ACT stage needs critic pairs: --pairs pairs.jsonl (or pairs: in the config)")
-    final = final_dir(cfg)
-    if final.exists():
-        print(f"[actrl] act: {final} exists; stage already finished")
-        return final
-    pairs = read_pairs(pairs_path)
-    if cfg.heldout:
-        train_pairs, held_pairs = pairs, read_pairs(cfg.heldout)
-    else:
-        train_pairs, held_pairs = split_by_task(pairs, lambda p: p.task_id, cfg.eval_fraction, cfg.seed)
-    write_run_config(cfg, "act", {"pairs": str(pairs_path), "n_train_pairs": len(train_pairs)})
+    splits = pair_splits(cfg, pairs_path, "act", "the ACT stage")
+    if splits is None:
+        return final_dir(cfg)
+    train_pairs, held_pairs = splits
 
     _pair_eval(cfg, cfg.model.name, held_pairs, "before")
 

@@ -259,6 +259,29 @@ def drop_long(
     return [r for r, ok in zip(rows, fits, strict=True) if ok], max(n for n, ok in zip(lengths, fits, strict=True) if ok)
 
 
+
+def pair_splits(cfg: Any, pairs_path: str | None, stage: str, what: str) -> tuple[list, list] | None:
+    """(train, held-out) critic pairs of a pair-reading stage, or None when its final/ exists.
+
+    Raises when no pairs file is given; held-out pairs are a file (`heldout`) or whole tasks split
+    off by `eval_fraction`; the resolved config is written before training.
+    """
+    from actrl.data.records import read_pairs
+
+    pairs_path = pairs_path or cfg.pairs
+    if not pairs_path:
+        raise ConfigError(f"{what} needs critic pairs: --pairs pairs.jsonl (or pairs: in the config)")
+    if final_dir(cfg).exists():
+        print(f"[actrl] {stage}: {final_dir(cfg)} exists; stage already finished")
+        return None
+    pairs = read_pairs(pairs_path)
+    if cfg.heldout:
+        train, held = pairs, read_pairs(cfg.heldout)
+    else:
+        train, held = split_by_task(pairs, lambda p: p.task_id, cfg.eval_fraction, cfg.seed)
+    write_run_config(cfg, stage, {"pairs": str(pairs_path), "n_train_pairs": len(train)})
+    return train, held
+
 # ----------------------------------------------------------------------------- run
 
 

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from actrl.config import ConfigError
-from actrl.data.records import CriticPair, read_pairs
+from actrl.data.records import CriticPair
 from actrl.train.act import critic_rows
 from actrl.train.baselines.sft import SFTStageConfig, sft_row, train_sft
-from actrl.train.common import final_dir, split_by_task, write_run_config
+from actrl.train.common import final_dir, pair_splits
 
 STAGE = "choice_sft"
 
@@ -60,17 +59,9 @@ def choice_rows(pairs: list[CriticPair], cfg: ChoiceSFTConfig, both_orders: bool
 def train_choice_sft(cfg: ChoiceSFTConfig, pairs_path: str | None = None) -> Path:
     """Run SFT on the choice; returns output_dir/final (a finished stage is not retrained)."""
     pairs_path = pairs_path or cfg.pairs
-    if not pairs_path:
-        raise ConfigError("SFT on the choice needs critic pairs: pairs=pairs.jsonl")
-    final = final_dir(cfg)
-    if final.exists():
-        print(f"[actrl] {STAGE}: {final} exists; stage already finished")
-        return final
-    pairs = read_pairs(pairs_path)
-    if cfg.heldout:
-        train_pairs, held_pairs = pairs, read_pairs(cfg.heldout)
-    else:
-        train_pairs, held_pairs = split_by_task(pairs, lambda p: p.task_id, cfg.eval_fraction, cfg.seed)
-    write_run_config(cfg, STAGE, {"pairs": str(pairs_path), "n_train_pairs": len(train_pairs)})
+    splits = pair_splits(cfg, pairs_path, STAGE, "SFT on the choice")
+    if splits is None:
+        return final_dir(cfg)
+    train_pairs, held_pairs = splits
     rows = choice_rows(train_pairs, cfg, cfg.balance_orders)
     return train_sft(cfg, STAGE, rows, choice_rows(held_pairs, cfg, False), {"pairs": len(train_pairs)})

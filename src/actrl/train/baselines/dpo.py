@@ -30,18 +30,17 @@ from typing import Any, Literal
 
 from actrl.config import ConfigError
 from actrl.data.prompts import PromptConfig, action_completion, action_messages
-from actrl.data.records import CriticPair, read_pairs
+from actrl.data.records import CriticPair
 from actrl.models.generation import chat_template_kwargs
 from actrl.train.common import (
     StageConfig,
     final_dir,
     load_policy,
+    pair_splits,
     print_plan,
     run_trainer,
-    split_by_task,
     trainer_args,
     world_size,
-    write_run_config,
 )
 from actrl.train.metrics import attach
 
@@ -103,18 +102,10 @@ def train_dpo(cfg: DPOStageConfig, pairs_path: str | None = None) -> Path:
     from trl import DPOConfig, DPOTrainer
 
     pairs_path = pairs_path or cfg.pairs
-    if not pairs_path:
-        raise ConfigError("the DPO stage needs critic pairs: pairs=pairs.jsonl")
-    final = final_dir(cfg)
-    if final.exists():
-        print(f"[actrl] {STAGE}: {final} exists; stage already finished")
-        return final
-    pairs = read_pairs(pairs_path)
-    if cfg.heldout:
-        train_pairs, held_pairs = pairs, read_pairs(cfg.heldout)
-    else:
-        train_pairs, held_pairs = split_by_task(pairs, lambda p: p.task_id, cfg.eval_fraction, cfg.seed)
-    write_run_config(cfg, STAGE, {"pairs": str(pairs_path), "n_train_pairs": len(train_pairs)})
+    splits = pair_splits(cfg, pairs_path, STAGE, "the DPO stage")
+    if splits is None:
+        return final_dir(cfg)
+    train_pairs, held_pairs = splits
 
     model, tok, peft_config = load_policy(cfg)
     kwargs = chat_template_kwargs(tok, cfg.prompt.thinking)

@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from actrl.config import ConfigError
 from actrl.data.outcomes import EnvSpec, execute_pairs, shared_outcomes_path
 from actrl.data.prompts import PromptConfig, render_state
-from actrl.data.records import CriticPair, read_pairs
+from actrl.data.records import CriticPair
 from actrl.data.records import State as StateRecord
 from actrl.train.baselines.sft import SFTStageConfig, sft_row, train_sft
-from actrl.train.common import final_dir, split_by_task, write_run_config
+from actrl.train.common import final_dir, pair_splits
 
 STAGE = "world_model"
 WORLD_MODEL_SYSTEM = (
@@ -93,18 +92,10 @@ def train_world_model(cfg: WorldModelConfig, pairs_path: str | None = None) -> P
     from accelerate import PartialState
 
     pairs_path = pairs_path or cfg.pairs
-    if not pairs_path:
-        raise ConfigError("implicit world modeling needs critic pairs: pairs=pairs.jsonl")
-    final = final_dir(cfg)
-    if final.exists():
-        print(f"[actrl] {STAGE}: {final} exists; stage already finished")
-        return final
-    pairs = read_pairs(pairs_path)
-    if cfg.heldout:
-        train_pairs, held_pairs = pairs, read_pairs(cfg.heldout)
-    else:
-        train_pairs, held_pairs = split_by_task(pairs, lambda p: p.task_id, cfg.eval_fraction, cfg.seed)
-    write_run_config(cfg, STAGE, {"pairs": str(pairs_path), "n_train_pairs": len(train_pairs)})
+    splits = pair_splits(cfg, pairs_path, STAGE, "implicit world modeling")
+    if splits is None:
+        return final_dir(cfg)
+    train_pairs, held_pairs = splits
     with PartialState().main_process_first():  # the main process executes; the others resume a full file
         outcomes = execute_pairs(train_pairs + held_pairs, cfg.env, shared_outcomes_path(cfg.output_dir, pairs_path, cfg.env))
     n = len(train_pairs)
