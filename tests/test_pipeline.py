@@ -88,3 +88,17 @@ def test_shipped_stage_configs_load(stage):
     cls = {"act": module.__dict__.get("ACTConfig"), "il": module.__dict__.get("ILConfig"), "rl": module.__dict__.get("RLConfig")}[stage]
     cfg = load_config(cls, Path(__file__).parents[1] / "configs" / "stages" / f"{stage}.yaml", ["output_dir=out"])
     assert cfg.epochs == 3
+
+
+@pytest.mark.slow
+def test_recipe_with_prefilled_answer_tags_runs_every_stage(tmp_path, tiny_model_dir):
+    path = _recipe(tmp_path, tiny_model_dir, methods=["il", "act -> rl"])
+    data = yaml.safe_load(path.read_text())
+    data["prompt"]["prefill"] = True
+    data["eval"].pop("reasoning")
+    path.write_text(yaml.safe_dump(data))
+    assert main(["run", str(path)]) == 0
+    results = json.loads((tmp_path / "runs" / "tiny-twx" / "seed0" / "results.json").read_text())
+    for entry in results["methods"].values():
+        # the prefilled "<action>" makes every reply parse as an action (right or wrong)
+        assert entry["metrics"]["action_format_failure_rate"] == 0.0
