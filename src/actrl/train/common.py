@@ -22,6 +22,7 @@ Choices the paper left open (documented defaults, all configurable):
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -108,6 +109,8 @@ class StageConfig:
             raise ValueError(f"warmup_ratio={self.warmup_ratio}: expected in [0, 1)")
         if not 0 <= self.eval_fraction < 1:
             raise ValueError(f"eval_fraction={self.eval_fraction}: expected in [0, 1)")
+        if self.report_to != "none" and importlib.util.find_spec(self.report_to) is None:
+            raise ValueError(f"report_to={self.report_to}: the package is not installed (pip install {self.report_to})")
 
 
 # ----------------------------------------------------------------------------- model
