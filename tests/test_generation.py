@@ -115,23 +115,3 @@ def test_default_model_loads_and_generates():
     assert len(out) == 2 and out[0] == out[1]
     assert out[0][0].strip(), "SmolLM2 should answer with some text"
     assert gen.model.config.num_hidden_layers == 30  # SmolLM2-135M
-
-
-def test_ragged_prefill_gives_the_padded_batch_its_greedy_output(varied_model_dir):
-    padded = HFGenerator.load(ModelConfig(name=varied_model_dir, dtype="float32"))
-    padded.ragged_prefill = False
-    ragged = HFGenerator.load(ModelConfig(name=varied_model_dir, dtype="float32"))
-    ragged.ragged_prefill = True
-    # prompts of very different lengths in one batch: the joined caches are left-padded
-    sampling = greedy(batch_size=6, max_new_tokens=10, stop=["."])
-    assert ragged.generate(PROMPTS, sampling) == padded.generate(PROMPTS, sampling)
-
-
-def test_ragged_prefill_samples_n_per_prompt_reproducibly(varied):
-    varied.ragged_prefill = True
-    sampling = SamplingConfig(temperature=1.0, n=3, max_new_tokens=6, seed=4, batch_size=3)
-    first = varied.generate(PROMPTS[:4], sampling)
-    assert [len(o) for o in first] == [3, 3, 3, 3]
-    assert all(len(set(o)) > 1 for o in first)
-    assert varied.generate(PROMPTS[:4], sampling) == first
-    varied.ragged_prefill = None

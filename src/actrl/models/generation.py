@@ -3,9 +3,6 @@
 Backends:
 - `HFGenerator`: transformers `generate` with left padding and the KV cache, batching across
   prompts (prompts sorted by length so a batch pads little; results returned in input order).
-  On a CPU the prompts of a batch are prefilled one at a time and their KV caches joined
-  (`ragged_prefill`): prefill is FLOP-bound there, so padding tokens cost real time (8 TWX
-  prompts of 233-631 tokens: 10.0 s padded vs 8.0 s ragged per call, identical greedy output).
 - `VLLMGenerator`: vLLM's offline engine, used when vLLM is installed and a GPU is present.
 
     gen = make_generator("default")
@@ -21,7 +18,6 @@ Choices the paper left open:
 from __future__ import annotations
 
 import importlib.util
-import inspect
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -85,16 +81,6 @@ def render_chat(tokenizer: Any, messages: Messages, thinking: bool | None = None
     )
 
 
-def cache_argument(model: Any) -> str:
-    """The keyword a model's forward/generate takes its KV cache by: `cache` (transformers >= 5) or `past_key_values`."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def output_cache(output: Any) -> Any:
-    """The KV cache of a forward pass's output, under either name."""
-    return output["cache"] if "cache" in output else output.past_key_values
-
-
 def _cut_at_stop(text: str, stop: list[str]) -> str:
     ends = [text.find(s) + len(s) for s in stop if s in text]
     return text[: min(ends)] if ends else text
@@ -103,12 +89,10 @@ def _cut_at_stop(text: str, stop: list[str]) -> str:
 class HFGenerator:
     """transformers generation, batched across prompts with left padding and the KV cache."""
 
-    def __init__(self, model: Any, tokenizer: Any, thinking: bool | None = None, ragged_prefill: bool | None = None):
+    def __init__(self, model: Any, tokenizer: Any, thinking: bool | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.thinking = thinking
-        self.ragged_prefill = ragged_prefill
-        """None: on when the model runs on a CPU (a GPU prefills a padded batch in parallel)."""
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -127,8 +111,8 @@ class HFGenerator:
 
         sampling.validate()
         texts = [render_chat(self.tokenizer, p, self.thinking) for p in prompts]
-        token_ids = [self.tokenizer(t, add_special_tokens=False).input_ids for t in texts]
-        order = sorted(range(len(texts)), key=lambda i: len(token_ids[i]))
+        lengths = [len(self.tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
         results: list[list[str]] = [[] for _ in texts]
         batches = [order[i : i + sampling.batch_size] for i in range(0, len(order), sampling.batch_size)]
         greedy = sampling.temperature == 0
@@ -143,59 +127,21 @@ class HFGenerator:
         if sampling.stop:
             gen_kwargs.update(stop_strings=sampling.stop, tokenizer=self.tokenizer)
         device = next(self.model.parameters()).device
-        ragged = self.ragged_prefill if self.ragged_prefill is not None else device.type == "cpu"
-        per = gen_kwargs["num_return_sequences"]
         for b, idx in enumerate(tqdm(batches, desc="generate", disable=not progress, leave=False)):
+            enc = self.tokenizer(
+                [texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(device)
             torch.manual_seed(sampling.seed + b)
-            ids = [token_ids[i] for i in idx]
             with torch.inference_mode():
-                if ragged and min(len(x) for x in ids) > 1:
-                    width, out = self._generate_ragged(ids, per, gen_kwargs, device)
-                else:
-                    enc = self.tokenizer(
-                        [texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
-                    ).to(device)
-                    width, out = enc["input_ids"].shape[1], self.model.generate(**enc, **gen_kwargs)
-            decoded = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+                out = self.model.generate(**enc, **gen_kwargs)
+            new = out[:, enc["input_ids"].shape[1] :]
+            decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            per = gen_kwargs["num_return_sequences"]
             for j, i in enumerate(idx):
                 prefix = reply_prefix(prompts[i])
                 outs = [prefix + _cut_at_stop(d, sampling.stop) for d in decoded[j * per : (j + 1) * per]]
                 results[i] = outs * sampling.n if greedy else outs  # greedy: n identical copies
         return results
-
-    def _generate_ragged(self, ids: list[list[int]], per: int, gen_kwargs: dict[str, Any], device: Any):
-        """Prefill each prompt alone (no padding), join the caches left-padded, decode the batch together.
-
-        All but each prompt's last token are cached; `generate` then runs that last token of every
-        row in one batched step and decodes as usual. Returns (prompt width, generate output).
-        """
-        import torch
-        from transformers import DynamicCache
-
-        width = max(len(x) for x in ids)
-        layers: list[tuple[list[Any], list[Any]]] = []
-        for x in ids:
-            cache = output_cache(self.model(input_ids=torch.tensor([x[:-1]], device=device), use_cache=True))
-            for li, layer in enumerate(cache.layers):
-                if li == len(layers):
-                    layers.append(([], []))
-                pad = width - len(x)
-                for store, t in zip(layers[li], (layer.keys, layer.values), strict=True):
-                    store.append(torch.nn.functional.pad(t, (0, 0, pad, 0)) if pad else t)  # left-pad the time axis
-        joined = DynamicCache()
-        for li, (keys, values) in enumerate(layers):
-            joined.update(torch.cat(keys).repeat_interleave(per, 0), torch.cat(values).repeat_interleave(per, 0), li)
-        pad_id = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad_id] * (width - len(x)) + x for x in ids], device=device)
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)
-        kwargs = {**gen_kwargs, "num_return_sequences": 1}  # rows are already repeated `per` times
-        out = self.model.generate(
-            input_ids=input_ids.repeat_interleave(per, 0),
-            attention_mask=mask.repeat_interleave(per, 0),
-            **{cache_argument(self.model): joined},
-            **kwargs,
-        )
-        return width, out
 
 
 class VLLMGenerator:
