@@ -9,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actrl.train import rewards
-from actrl.train.rewards import act_choice_reward, completion_text, rl_action_reward
+import pytest
+
+from actrl.train.rewards import act_choice_reward, act_consistency_reward, completion_text, rl_action_reward
 
 ACTIONS = st.sampled_from(
     ["open door to north", "move east", "take coin", "look around", "inventory", "close fridge", "move west"]
@@ -168,3 +170,63 @@ def test_prefilled_reply_start_is_put_back_before_parsing():
     assert act_choice_reward(["2</answer>", "1</answer>"], [2, 2], reply_prefix=["<answer>"] * 2) == [1.0, 0.0]
     assert rl_action_reward(["Take Coin</action>"], ["take coin"], [["take coin"]], reply_prefix=["<action>"]) == [1.0]
     assert rl_action_reward(["take coin</action>"], ["take coin"], [["take coin"]], reply_prefix=[""]) == [-0.5]
+
+
+def _both_orders(answers_a: list[str], answers_b: list[str], pair: str = "p") -> dict:
+    """One pair, G completions with the expert as option 1 (order A), then G with it as option 2."""
+    g = len(answers_a)
+    return {
+        "completions": [f"<answer>{a}</answer>" if a else "no answer" for a in answers_a + answers_b],
+        "expert_position": [1] * g + [2] * g,
+        "pair_id": [pair] * (2 * g),
+    }
+
+
+@given(st.lists(st.sampled_from(["1", "2"]), min_size=1, max_size=8))
+def test_a_critic_answering_by_position_earns_nothing_from_the_consistency_reward(positions):
+    # the same position in both orders, whatever the content: right in one order, wrong in the other
+    assert act_consistency_reward(**_both_orders(positions, positions)) == [0.0] * (2 * len(positions))
+    # the plain reward pays such a critic for every right guess
+    plain = act_choice_reward(**_both_orders(positions, positions))
+    assert sum(plain) == len(positions)
+
+
+def test_consistency_reward_pays_only_a_pair_judged_right_in_both_orders():
+    rewards = act_consistency_reward(**_both_orders(["1", "1", "2", ""], ["2", "1", "2", "2"]))
+    # completion j of order A is scored with completion j of order B
+    assert rewards == [1.0, 0.0, 0.0, -0.5, 1.0, 0.0, 0.0, 0.0]
+
+
+def test_expected_consistency_reward_of_a_position_policy_peaks_at_balance():
+    # a critic picking option 1 with probability p, independently of content: exact expectation over
+    # both orders (A: expert first, B: expert second) is p (1 - p); the plain reward's is 1/2 for every p
+    def expected(p: float, reward) -> float:
+        total = 0.0
+        for a, pa in (("1", p), ("2", 1 - p)):
+            for b, pb in (("1", p), ("2", 1 - p)):
+                total += pa * pb * sum(reward(**_both_orders([a], [b]))) / 2
+        return total
+
+    for p in (0.0, 0.1, 0.3, 0.5, 0.8, 1.0):
+        assert expected(p, act_consistency_reward) == pytest.approx(p * (1 - p) / 1)
+        assert expected(p, act_choice_reward) == pytest.approx(0.5)
+
+
+def test_consistency_reward_needs_both_orders_in_the_batch():
+    batch = _both_orders(["1", "2"], ["2", "2"])
+    with pytest.raises(ValueError, match="pair p has 2 completions with the expert as option 1 and 0"):
+        act_consistency_reward(completions=batch["completions"][:2], expert_position=[1, 1], pair_id=["p", "p"])
+    with pytest.raises(ValueError, match="balance_orders=true"):
+        act_consistency_reward(completions=batch["completions"][:3], expert_position=[1, 1, 2], pair_id=["p"] * 3)
+
+
+def test_consistency_metrics_obey_the_reward_identity():
+    logged: dict[str, float] = {}
+    batch = _both_orders(["1", "2", "", "1"], ["2", "2", "1", ""])
+    batch["completions"] += _both_orders(["1", "1"], ["2", "1"], pair="q")["completions"]
+    batch["expert_position"] += [1, 1, 2, 2]
+    batch["pair_id"] += ["q"] * 4
+    r = act_consistency_reward(**batch, log_metric=logged.__setitem__)
+    assert logged["act/both_orders_accuracy"] == pytest.approx(2 / 6)
+    # mean reward = both-orders accuracy - 0.5 x format-failure rate, as the plain reward with accuracy
+    assert sum(r) / len(r) == pytest.approx(logged["act/both_orders_accuracy"] - 0.5 * logged["act/format_failure_rate"])

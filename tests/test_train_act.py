@@ -71,6 +71,10 @@ def test_paired_sampler_keeps_both_orders_in_one_generation_batch():
         ({"balance_orders": True, "per_device_batch_size": 4}, "even number of prompts per step"),
         ({"num_generations": 1, "per_device_batch_size": 1}, "num_generations=1"),
         ({"zero_std_groups": "ignore"}, "expected one of"),
+        ({"reward": "consistency"}, "set balance_orders=true"),
+        ({"reward": "consistency", "balance_orders": True, "per_device_batch_size": 12, "num_generations": 2},
+         "expected an even number"),
+        ({"reward": "votes"}, "expected choice or consistency"),
         ({"output_dir": ""}, "output_dir is required"),
     ],
 )
@@ -154,6 +158,39 @@ def test_zero_std_groups_are_replaced_group_wise_and_masked(tmp_path, tiny_model
     trainer._mask_groups(out, torch.tensor([False, True]))  # group 1 is left without signal: masked
     assert out["completion_mask"].tolist() == [[1, 1, 1], [1, 0, 0], [0, 0, 0], [0, 0, 0]]
     assert int(out["num_items_in_batch"]) == 4
+
+
+@pytest.mark.slow
+def test_consistency_reward_trains_on_pairs_shown_in_both_orders(tmp_path, primed):
+    cfg = act_config(tmp_path, primed, reward="consistency", balance_orders=True, max_steps=2, pair_eval=False,
+                     zero_std_groups="resample", max_resample_rounds=1)
+    train_act(cfg, str(PAIRS))
+    logs = [m for m in read_metrics(cfg.output_dir) if "act/reward" in m]
+    assert [m["step"] for m in logs] == [1, 2]
+    for m in logs:
+        assert 0 <= m["act/both_orders_accuracy"] <= m["act/accuracy"] + 1e-6  # both orders right <= either
+        assert math.isclose(m["act/reward"], m["act/both_orders_accuracy"] - 0.5 * m["act/format_failure_rate"],
+                            abs_tol=1e-6)
+
+
+def test_resampled_groups_come_in_whole_pairs_when_orders_are_balanced(tmp_path, tiny_model_dir):
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    from actrl.train.rewards import act_consistency_reward
+
+    rows = critic_rows(read_pairs(PAIRS)[:6], SHORT_PROMPT_CFG, both_orders=True)
+    args = GRPOConfig(output_dir=str(tmp_path), num_generations=2, per_device_train_batch_size=4, use_cpu=True,
+                      bf16=False, report_to=[], gradient_checkpointing=False)
+    trainer = ActGRPOTrainer(model=tiny_model_dir, reward_funcs=[act_consistency_reward], args=args,
+                             train_dataset=Dataset.from_list(rows), metric_prefix="act", zero_std_groups="resample",
+                             balance_orders=True)
+    for _ in range(5):
+        drawn = trainer._draw_batch(4)
+        assert len(drawn) == 8  # 4 groups of G=2
+        firsts = [r for i, r in enumerate(drawn) if i % 2 == 0]
+        for a, b in zip(firsts[0::2], firsts[1::2], strict=True):
+            assert a["pair_id"] == b["pair_id"] and {a["expert_position"], b["expert_position"]} == {1, 2}
 
 
 @pytest.mark.slow

@@ -12,7 +12,9 @@ Choices the paper left open (GRPO knobs: see GRPOStageConfig; common ones: see t
    `balance_orders=true` adds the swapped order of every pair and keeps both in the same step,
    so a critic answering by position gains nothing within a step (doubles the prompts per epoch).
 2. Held-out pairs are whole tasks (eval_fraction) or a file (heldout); they are never trained on.
-3. Pair accuracy is greedy, before and after the stage, on the main process, with the generation
+3. `reward: consistency` scores a choice only when the pair is judged right in both orders
+   (train/rewards.py, choice 4); it needs balance_orders=true.
+4. Pair accuracy is greedy, before and after the stage, on the main process, with the generation
    backend of `actrl.models.generation` (vLLM when installed on a GPU).
 """
 
@@ -22,7 +24,7 @@ import gc
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from actrl.config import ConfigError
 from actrl.data.prompts import PromptConfig, critic_messages
@@ -39,7 +41,7 @@ from actrl.train.common import (
 )
 from actrl.train.grpo import ActGRPOTrainer, GRPOStageConfig, grpo_args, grpo_plan
 from actrl.train.metrics import attach
-from actrl.train.rewards import act_choice_reward
+from actrl.train.rewards import act_choice_reward, act_consistency_reward
 
 PAIR_EVAL = "pair_eval.json"
 
@@ -52,6 +54,8 @@ class ACTConfig(GRPOStageConfig):
     """critic pairs JSONL (D_critic); `--pairs` on the command line sets it."""
     balance_orders: bool = False
     """also show every pair with its options swapped, in the same step (choice 1)."""
+    reward: Literal["choice", "consistency"] = "choice"
+    """choice: the paper's 1 / 0 / -0.5; consistency: 1 only when right in both orders (choice 3)."""
     pair_eval: bool = True
     """held-out pair accuracy before and after the stage (pair_eval.json)."""
     pair_eval_backend: str = "auto"
@@ -64,6 +68,17 @@ class ACTConfig(GRPOStageConfig):
                 f"balance_orders=true needs an even number of prompts per step (now {self.prompts_per_step()}): "
                 f"raise per_device_batch_size to {2 * self.per_device_batch_size}"
             )
+        if self.reward not in ("choice", "consistency"):
+            raise ValueError(f"reward='{self.reward}': expected choice or consistency")
+        if self.reward == "consistency":
+            local = self.per_device_batch_size * self.grad_accumulation // self.num_generations
+            if not self.balance_orders:
+                raise ValueError("reward=consistency compares both orders of a pair: set balance_orders=true")
+            if local % 2:
+                raise ValueError(
+                    f"reward=consistency needs both orders of a pair on one process: per_device_batch_size x "
+                    f"grad_accumulation / num_generations = {local} prompts, expected an even number"
+                )
 
 
 def critic_rows(pairs: list[CriticPair], prompt_cfg: PromptConfig, both_orders: bool) -> list[dict[str, Any]]:
@@ -135,7 +150,7 @@ def train_act(cfg: ACTConfig, pairs_path: str | None = None) -> Path:
             f"{pairs_path}: {len(train_rows)} training prompts, fewer than one step's {cfg.prompts_per_step()}; "
             "lower per_device_batch_size or add pairs"
         )
-    print_plan("act", {**grpo_plan(cfg, len(train_rows), len(held_pairs), longest), "balance_orders": cfg.balance_orders})
+    print_plan("act", {**grpo_plan(cfg, len(train_rows), len(held_pairs), longest), "balance_orders": cfg.balance_orders, "reward": cfg.reward})
 
     from datasets import Dataset
 
@@ -143,7 +158,7 @@ def train_act(cfg: ACTConfig, pairs_path: str | None = None) -> Path:
         row["prompt"], row["reply_prefix"] = trl_prompt(row["prompt"], tok, thinking)
     trainer = ActGRPOTrainer(
         model=model,
-        reward_funcs=[act_choice_reward],
+        reward_funcs=[act_consistency_reward if cfg.reward == "consistency" else act_choice_reward],
         args=grpo_args(cfg, tok),
         train_dataset=Dataset.from_list(train_rows),
         processing_class=tok,

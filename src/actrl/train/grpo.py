@@ -11,7 +11,8 @@ choice often gives this) the group's advantages are zero and it carries no learn
 - resample: DAPO's dynamic sampling. Every process draws a fresh generation batch of random
   training prompts, and its non-zero-std groups replace the zero-std ones; up to
   `max_resample_rounds` rounds, after which the remaining zero-std groups are dropped. Replacement
-  groups keep the advantages of their own batch and are drawn without `balance_orders` pairing.
+  groups keep the advantages of their own batch; with `balance_orders` they are drawn as whole
+  pairs (both orders), so a reward that compares the orders sees both.
 
 `balance_orders` keeps rows 2i and 2i+1 (one critic pair shown in both orders) in the same
 generation batch, i.e. in the same optimizer step.
@@ -228,7 +229,11 @@ class ActGRPOTrainer(GRPOTrainer):
         return zero[start : start + per_process].clone()
 
     def _draw_batch(self, n_groups: int) -> list[dict[str, Any]]:
-        idx = torch.randint(len(self.train_dataset), (n_groups,), generator=self._resample_rng).tolist()
+        if self.balance_orders:  # whole pairs: rows 2b and 2b+1 are one pair in both orders
+            blocks = torch.randint(len(self.train_dataset) // 2, ((n_groups + 1) // 2,), generator=self._resample_rng)
+            idx = [2 * b + j for b in blocks.tolist() for j in (0, 1)][:n_groups]
+        else:
+            idx = torch.randint(len(self.train_dataset), (n_groups,), generator=self._resample_rng).tolist()
         return [self.train_dataset[i] for i in idx for _ in range(self.num_generations)]
 
     def _mask_groups(self, out: dict[str, Any], drop: torch.Tensor) -> None:

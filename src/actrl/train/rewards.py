@@ -16,6 +16,12 @@ Choices the paper left open:
    accuracy), 0.1 for another admissible action, 0 for anything else, -0.5 for a missing
    <action> tag. A state without recorded admissible actions can only earn 1, 0 or -0.5.
 3. `pick_first_rate` is measured over parseable answers only (a format failure picks nothing).
+4. `act_consistency_reward` (our addition against position collapse, ACT.md pitfalls): with both
+   orders of a pair in the batch (`balance_orders`), the j-th completion of one order is paired with
+   the j-th of the other, and each earns 1 only when both choose the expert action. A critic that
+   answers by position earns 0 in every pair; for a position-only policy picking option 1 with
+   probability p the expected reward is p(1 - p), highest at p = 0.5, so GRPO pulls it back to
+   balance, whereas the plain reward's expected value (p + (1 - p)) / 2 is flat in p.
 """
 
 from __future__ import annotations
@@ -71,6 +77,23 @@ def _texts(completions: Sequence[Completion], reply_prefix: Sequence[str] | None
     return [p + completion_text(c) for p, c in zip(prefixes, completions, strict=True)]
 
 
+def _act_choices(completions, action_1, action_2, reply_prefix) -> list[int | None]:
+    n = len(completions)
+    a1 = action_1 if action_1 is not None else [None] * n
+    a2 = action_2 if action_2 is not None else [None] * n
+    return [act_choice(c, x, y) for c, x, y in zip(_texts(completions, reply_prefix), a1, a2, strict=True)]
+
+
+def _choice_metrics(choices: Sequence[int | None], expert_position: Sequence[int], rewards: Sequence[float]):
+    parsed = [ch for ch in choices if ch is not None]
+    return {
+        "act/reward": _mean(rewards),
+        "act/accuracy": _mean([float(ch == int(pos)) for ch, pos in zip(choices, expert_position, strict=True)]),
+        "act/format_failure_rate": _mean([float(ch is None) for ch in choices]),
+        "act/pick_first_rate": _mean([float(ch == 1) for ch in parsed]),
+    }
+
+
 def act_choice_reward(
     completions: Sequence[Completion],
     expert_position: Sequence[int],
@@ -88,24 +111,57 @@ def act_choice_reward(
     ...                   expert_position=[2, 2, 2, 2], action_1=['go north'] * 4, action_2=['open door'] * 4)
     [1.0, 0.0, -0.5, 1.0]
     """
-    n = len(completions)
-    a1 = action_1 if action_1 is not None else [None] * n
-    a2 = action_2 if action_2 is not None else [None] * n
-    choices = [act_choice(c, x, y) for c, x, y in zip(_texts(completions, reply_prefix), a1, a2, strict=True)]
+    choices = _act_choices(completions, action_1, action_2, reply_prefix)
     rewards = [
         FORMAT_PENALTY if ch is None else (ACT_CORRECT if ch == int(pos) else ACT_WRONG)
         for ch, pos in zip(choices, expert_position, strict=True)
     ]
-    parsed = [ch for ch in choices if ch is not None]
-    _log(
-        kwargs.get("log_metric"),
-        {
-            "act/reward": _mean(rewards),
-            "act/accuracy": _mean([float(r == ACT_CORRECT) for r in rewards]),
-            "act/format_failure_rate": _mean([float(ch is None) for ch in choices]),
-            "act/pick_first_rate": _mean([float(ch == 1) for ch in parsed]),
-        },
-    )
+    _log(kwargs.get("log_metric"), _choice_metrics(choices, expert_position, rewards))
+    return rewards
+
+
+def act_consistency_reward(
+    completions: Sequence[Completion],
+    expert_position: Sequence[int],
+    pair_id: Sequence[str],
+    action_1: Sequence[str] | None = None,
+    action_2: Sequence[str] | None = None,
+    reply_prefix: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[float]:
+    """ACT reward against position collapse: 1 only when a pair is judged right in both orders (choice 4).
+
+    The batch must hold every pair in both orders with equally many completions each (TRL gives
+    G per prompt; `balance_orders=true` keeps the two orders in one batch). The j-th completion of
+    one order is scored together with the j-th of the other: 1 if both pick the expert action,
+    0 otherwise, -0.5 for its own missing or ambiguous answer.
+
+    >>> act_consistency_reward(['<answer>1</answer>', '<answer>1</answer>', '<answer>2</answer>', '<answer>1</answer>'],
+    ...                        expert_position=[1, 1, 2, 2], pair_id=['p', 'p', 'p', 'p'])
+    [1.0, 0.0, 1.0, 0.0]
+    """
+    choices = _act_choices(completions, action_1, action_2, reply_prefix)
+    correct = [ch == int(pos) for ch, pos in zip(choices, expert_position, strict=True)]
+    rows: dict[tuple[str, int], list[int]] = {}
+    for i, (pid, pos) in enumerate(zip(pair_id, expert_position, strict=True)):
+        rows.setdefault((str(pid), int(pos)), []).append(i)
+    rewards = [0.0] * len(choices)
+    both = []
+    for (pid, pos), mine in rows.items():
+        other = rows.get((pid, 3 - pos))
+        if other is None or len(other) != len(mine):
+            raise ValueError(
+                f"act_consistency_reward: pair {pid} has {len(mine)} completions with the expert as option {pos} "
+                f"and {len(other or [])} with it as option {3 - pos}; it needs both orders in one batch "
+                "(balance_orders=true, an even number of prompts per process)"
+            )
+        for i, j in zip(mine, other, strict=True):
+            rewards[i] = FORMAT_PENALTY if choices[i] is None else float(correct[i] and correct[j])
+            if pos == 1:
+                both.append(float(correct[i] and correct[j]))
+    metrics = _choice_metrics(choices, expert_position, rewards)
+    metrics["act/both_orders_accuracy"] = _mean(both)
+    _log(kwargs.get("log_metric"), metrics)
     return rewards
 
 
