@@ -72,15 +72,21 @@ def test_paired_sampler_keeps_both_orders_in_one_generation_batch():
         ({"num_generations": 1, "per_device_batch_size": 1}, "num_generations=1"),
         ({"zero_std_groups": "ignore"}, "expected one of"),
         ({"reward": "consistency"}, "set balance_orders=true"),
-        ({"reward": "consistency", "balance_orders": True, "per_device_batch_size": 12, "num_generations": 2},
-         "expected an even number"),
-        ({"reward": "votes"}, "expected choice or consistency"),
+        ({"reward": "votes"}, r"reward: expected one of \['choice', 'consistency'\]"),
         ({"output_dir": ""}, "output_dir is required"),
     ],
 )
 def test_act_config_rejects_bad_values_with_the_fix(tmp_path, bad, message):
     with pytest.raises(ConfigError, match=message):
         act_config(tmp_path, "default", **bad)
+
+
+def test_consistency_reward_needs_both_orders_on_each_process(tmp_path, monkeypatch):
+    # 2 processes x 3 prompts: even per step, but a pair could be split across the processes
+    monkeypatch.setattr("actrl.train.grpo.world_size", lambda: 2)
+    with pytest.raises(ConfigError, match="= 3 prompts, expected an even number"):
+        act_config(tmp_path, "default", reward="consistency", balance_orders=True, per_device_batch_size=6,
+                   num_generations=2)
 
 
 def test_act_stage_needs_pairs(tmp_path):

@@ -68,8 +68,6 @@ class ACTConfig(GRPOStageConfig):
                 f"balance_orders=true needs an even number of prompts per step (now {self.prompts_per_step()}): "
                 f"raise per_device_batch_size to {2 * self.per_device_batch_size}"
             )
-        if self.reward not in ("choice", "consistency"):
-            raise ValueError(f"reward='{self.reward}': expected choice or consistency")
         if self.reward == "consistency":
             local = self.per_device_batch_size * self.grad_accumulation // self.num_generations
             if not self.balance_orders:
