@@ -5,12 +5,11 @@ from __future__ import annotations
 import doctest
 import math
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from actrl.train import rewards
-import pytest
-
 from actrl.train.rewards import act_choice_reward, act_consistency_reward, completion_text, rl_action_reward
 
 ACTIONS = st.sampled_from(

@@ -10,6 +10,11 @@ benchmark match a setting the paper reports, the paper's number is shown beside 
 
 Plots: ACT reward / accuracy / pick-first rate over steps, IL loss over steps, and a bar chart
 comparing methods on each metric.
+
+With per-state predictions (eval/<method>/next_action.predictions.jsonl), the report also gives
+ACT -> IL minus IL next-action accuracy with a 95% paired bootstrap confidence interval: each
+replicate resamples every run's held-out states with replacement (the same states for both
+methods), takes the accuracy difference per run and averages it over runs.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from actrl.data.records import read_jsonl
+
+BOOTSTRAP_REPLICATES = 10_000
 
 # metric key -> (column title, scale to percent)
 COLUMNS: dict[str, tuple[str, bool]] = {
@@ -186,6 +193,62 @@ def plot_comparison(table, out: Path) -> Path | None:
     return path
 
 
+def _method_dir(method: str) -> str:
+    from actrl.pipeline import slug
+
+    return slug(method)
+
+
+def paired_correct(run_dir: Path, method_a: str, method_b: str) -> list[tuple[bool, bool]] | None:
+    """(a correct, b correct) per held-out state both methods were scored on; None when either is missing."""
+    per = []
+    for method in (method_a, method_b):
+        path = run_dir / "eval" / _method_dir(method) / "next_action.predictions.jsonl"
+        if not path.exists():
+            return None
+        per.append({r["key"]: bool(r["correct"]) for r in read_jsonl(path)})
+    keys = sorted(set(per[0]) & set(per[1]))
+    return [(per[0][k], per[1][k]) for k in keys] or None
+
+
+def bootstrap_difference(
+    runs: list[list[tuple[bool, bool]]], replicates: int = BOOTSTRAP_REPLICATES, seed: int = 0
+) -> dict[str, float]:
+    """Mean over runs of accuracy(a) - accuracy(b), with a 95% paired bootstrap interval over states.
+
+    >>> r = bootstrap_difference([[(True, False)] * 3 + [(True, True)] * 7], replicates=200)
+    >>> round(r["difference"], 2), r["low"] >= 0 < r["high"]
+    (0.3, True)
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    arrays = [np.array(run, dtype=float) for run in runs]
+    point = float(np.mean([a[:, 0].mean() - a[:, 1].mean() for a in arrays]))
+    reps = np.zeros(replicates)
+    for a in arrays:
+        idx = rng.integers(0, len(a), size=(replicates, len(a)))
+        diff = a[:, 0] - a[:, 1]
+        reps += diff[idx].mean(axis=1)
+    reps /= len(arrays)
+    low, high = np.percentile(reps, [2.5, 97.5])
+    return {"difference": point, "low": float(low), "high": float(high), "runs": len(arrays),
+            "states": int(sum(len(a) for a in arrays))}
+
+
+def difference_line(run_dirs: list[Path], method_a: str = "act -> il", method_b: str = "il") -> str | None:
+    """'ACT -> IL minus IL ...: +x points, 95% CI [lo, hi]' over the runs that have both methods."""
+    runs = [r for r in (paired_correct(d, method_a, method_b) for d in run_dirs) if r]
+    if not runs:
+        return None
+    r = bootstrap_difference(runs)
+    return (
+        f"{method_a} minus {method_b}, next-action accuracy: {100 * r['difference']:+.1f} points, 95% CI "
+        f"[{100 * r['low']:+.1f}, {100 * r['high']:+.1f}] (paired bootstrap over {r['states']} held-out states "
+        f"in {r['runs']} run(s), {BOOTSTRAP_REPLICATES} replicates)"
+    )
+
+
 def write_report(paths: list[str | Path], out: str | Path | None = None, title: str = "actrl report") -> Path:
     results = find_results(paths)
     if not results:
@@ -210,6 +273,10 @@ def write_report(paths: list[str | Path], out: str | Path | None = None, title: 
     lines.append("")
     lines.append(markdown_table(table, paper_model=models == {PAPER_MODEL}))
     lines.append("")
+    difference = difference_line(run_dirs)
+    if difference:
+        lines.append(difference)
+        lines.append("")
     verdicts = [m.get("verdict") for m in metas if m.get("verdict")]
     if verdicts:
         lines.append("## Verdict")

@@ -1,0 +1,87 @@
+"""ACT-stage sweep: held-out pair accuracy and pick-first rate for a grid of ACT settings.
+
+Prepares a recipe's data once (experts, critic pairs, held-out pairs; cached in its run dir), then
+trains the ACT stage once per setting from the recipe's model and measures held-out pair accuracy
+before and after, the pick-first rate, the last logged training metrics and the wall time. Appends
+one JSON line per setting to <run dir>/sweep_act.jsonl (a finished setting is not rerun) and prints
+a markdown table. Run by hand (minutes per setting on a CPU), not in CI.
+
+    .venv/bin/python bench/sweep_act.py quality-twx \
+        "choice lr1e-5: reward=choice learning_rate=1e-5" \
+        "consistency lr1e-5: reward=consistency learning_rate=1e-5"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from actrl.config import deep_merge, parse_overrides
+from actrl.pipeline import load_recipe, prepare_data, stage_config
+from actrl.train.act import PAIR_EVAL, train_act
+from actrl.train.metrics import read_metrics
+
+LAST_KEYS = ("act/reward", "act/accuracy", "act/pick_first_rate", "act/frac_zero_std_groups", "act/both_orders_accuracy")
+
+
+def run_setting(recipe_name: str, label: str, overrides: list[str], recipe_overrides: list[str]) -> dict:
+    recipe = load_recipe(recipe_name, recipe_overrides)
+    data = prepare_data(recipe)
+    recipe.act = deep_merge(recipe.act, parse_overrides(overrides))
+    recipe.act.update(pair_eval=True, heldout=str(data["heldout_pairs"]))
+    cfg = stage_config(recipe, "act", recipe.model.name, data["pairs"], recipe.run_dir / "sweep")
+    t0 = time.perf_counter()
+    train_act(cfg, str(data["pairs"]))
+    wall = time.perf_counter() - t0
+    pair_eval = json.loads((Path(cfg.output_dir) / PAIR_EVAL).read_text())
+    logs = [m for m in read_metrics(cfg.output_dir) if "act/reward" in m]
+    tail = logs[-5:]
+    last = {k: sum(m.get(k) or 0 for m in tail) / max(len(tail), 1) for k in LAST_KEYS}
+    collapsed = sum(1 for m in logs if m.get("act/position_collapse"))
+    return {"label": label, "overrides": overrides, "output_dir": cfg.output_dir, "wall_s": round(wall, 1),
+            "before": pair_eval["before"], "after": pair_eval["after"], "train_last5": last,
+            "logged_steps": len(logs), "collapse_logs": collapsed}
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| setting | pair acc before | pair acc after | pick-first after | format fail after | "
+            "train acc (last 5) | both-orders acc (last 5) | collapse logs | wall |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        b, a, t = r["before"], r["after"], r["train_last5"]
+        lines.append(
+            f"| {r['label']} | {100 * b['accuracy']:.1f}% | {100 * a['accuracy']:.1f}% | "
+            f"{100 * (a['pick_first_rate'] or 0):.0f}% | {100 * a['format_failure_rate']:.0f}% | "
+            f"{100 * t['act/accuracy']:.0f}% | {100 * t['act/both_orders_accuracy']:.0f}% | "
+            f"{r['collapse_logs']}/{r['logged_steps']} | {r['wall_s'] / 60:.1f} min |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipe")
+    parser.add_argument("settings", nargs="+", help='"label: key=value key=value" (ACT stage overrides)')
+    parser.add_argument("--recipe-override", action="append", default=[], help="recipe key=value (e.g. seed=1)")
+    args = parser.parse_args()
+
+    recipe = load_recipe(args.recipe, args.recipe_override)
+    out = recipe.run_dir / "sweep_act.jsonl"
+    done = {json.loads(line)["label"]: json.loads(line) for line in out.read_text().splitlines()} if out.exists() else {}
+    rows = []
+    for setting in args.settings:
+        label, _, rest = setting.partition(":")
+        label = label.strip()
+        if label not in done:
+            print(f"[sweep] {label}: {rest.strip()}", flush=True)
+            done[label] = run_setting(args.recipe, label, rest.split(), args.recipe_override)
+            with open(out, "a", encoding="utf-8") as f:
+                f.write(json.dumps(done[label]) + "\n")
+        rows.append(done[label])
+        print(table(rows), flush=True)
+
+
+if __name__ == "__main__":
+    main()
