@@ -2,7 +2,7 @@
 
 Prepares a recipe's data once (experts, critic pairs, held-out pairs; cached in its run dir), then
 trains the ACT stage once per setting from the recipe's model and measures held-out pair accuracy
-before and after, the pick-first rate, the last logged training metrics and the wall time. Appends
+(both orders of every pair) before and after, the pick-first rate, the last logged training metrics and the wall time. Appends
 one JSON line per setting to <run dir>/sweep_act.jsonl (a finished setting is not rerun) and prints
 a markdown table. Run by hand (minutes per setting on a CPU), not in CI.
 
@@ -45,17 +45,33 @@ def run_setting(recipe_name: str, label: str, overrides: list[str], recipe_overr
             "logged_steps": len(logs), "collapse_logs": collapsed}
 
 
+def fill_both_orders(row: dict, recipe_name: str, recipe_overrides: list[str]) -> bool:
+    """Re-measure a row evaluated before pair accuracy asked both orders (returns True when it changed)."""
+    if "both_orders_accuracy" in row["after"]:
+        return False
+    from actrl.data.records import read_pairs
+    from actrl.eval.pair_accuracy import default_sampling, pair_accuracy
+    from actrl.models.generation import make_generator
+
+    recipe = load_recipe(recipe_name, recipe_overrides)
+    pairs = read_pairs(recipe.run_dir / "heldout_pairs.jsonl")
+    for key, model in (("before", recipe.model.name), ("after", str(Path(row["output_dir"]) / "final"))):
+        row[key] = {"model": model, **pair_accuracy(make_generator(model), pairs, recipe.prompt, default_sampling())}
+    return True
+
+
 def table(rows: list[dict]) -> str:
-    head = ("| setting | pair acc before | pair acc after | pick-first after | format fail after | "
-            "train acc (last 5) | both-orders acc (last 5) | collapse logs | wall |")
-    lines = [head, "|" + "---|" * 9]
+    head = ("| setting | pair acc before | pair acc after | right in both orders after | pick-first after | "
+            "recorded-order acc after | train acc (last 5) | train both-orders acc (last 5) | collapse logs | wall |")
+    lines = [head, "|" + "---|" * 10]
     for r in rows:
         b, a, t = r["before"], r["after"], r["train_last5"]
         lines.append(
             f"| {r['label']} | {100 * b['accuracy']:.1f}% | {100 * a['accuracy']:.1f}% | "
-            f"{100 * (a['pick_first_rate'] or 0):.0f}% | {100 * a['format_failure_rate']:.0f}% | "
-            f"{100 * t['act/accuracy']:.0f}% | {100 * t['act/both_orders_accuracy']:.0f}% | "
-            f"{r['collapse_logs']}/{r['logged_steps']} | {r['wall_s'] / 60:.1f} min |"
+            f"{100 * a['both_orders_accuracy']:.1f}% | {100 * (a['pick_first_rate'] or 0):.0f}% | "
+            f"{100 * a['recorded_order_accuracy']:.1f}% | {100 * t['act/accuracy']:.0f}% | "
+            f"{100 * t['act/both_orders_accuracy']:.0f}% | {r['collapse_logs']}/{r['logged_steps']} | "
+            f"{r['wall_s'] / 60:.1f} min |"
         )
     return "\n".join(lines)
 
@@ -80,7 +96,9 @@ def main() -> None:
             with open(out, "a", encoding="utf-8") as f:
                 f.write(json.dumps(done[label]) + "\n")
         rows.append(done[label])
-        print(table(rows), flush=True)
+    if any([fill_both_orders(r, args.recipe, args.recipe_override) for r in rows]):
+        out.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
+    print(table(rows), flush=True)
 
 
 if __name__ == "__main__":

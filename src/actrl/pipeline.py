@@ -315,6 +315,7 @@ def evaluate_method(recipe: Recipe, method: str, model: str, data: dict[str, Pat
         r = pair_accuracy(gen, read_pairs(data["heldout_pairs"]), recipe.prompt, sampling)
         metrics["pair_accuracy"] = r["accuracy"]
         metrics["pick_first_rate"] = r["pick_first_rate"]
+        metrics["pair_both_orders_accuracy"] = r["both_orders_accuracy"]
         metrics["critic_format_failure_rate"] = r["format_failure_rate"]
         (out / "pairs.json").write_text(json.dumps(r, indent=1))
     if recipe.eval.agent:

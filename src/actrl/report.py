@@ -35,6 +35,7 @@ COLUMNS: dict[str, tuple[str, bool]] = {
     "next_action_accuracy": ("next-action acc. %", True),
     "pair_accuracy": ("held-out pair acc. %", True),
     "pick_first_rate": ("picks Action 1 %", True),
+    "pair_both_orders_accuracy": ("pair right in both orders %", True),
     "success_rate": ("episode success %", True),
     "mean_score": ("episode score", False),
     "invalid_rate": ("invalid actions %", True),

@@ -13,6 +13,10 @@ Choices the paper left open:
    counts, so accuracy is the mean over n samples.
 2. A format failure (no parseable choice) counts as wrong in `accuracy`; `pick_first_rate` is over
    parseable answers only.
+3. `both_orders` (default): every pair is asked in both orders, so half the questions have the
+   expert first and a critic answering by position scores exactly 50%; `both_orders_accuracy` is
+   the share of pairs judged right in both orders (0 for a position-only critic) and
+   `recorded_order_accuracy` the accuracy on the orders stored in the pairs file alone.
 """
 
 from __future__ import annotations
@@ -34,37 +38,56 @@ def default_sampling(thinking: bool = False) -> SamplingConfig:
     return SamplingConfig(temperature=0.0, max_new_tokens=512 if thinking else 32, stop=["</answer>"])
 
 
+def _shown(pair: CriticPair, expert_position: int) -> tuple[str, str]:
+    """(Action 1, Action 2) with the expert action at `expert_position`."""
+    if expert_position == 1:
+        return pair.expert_action, pair.alternative
+    return pair.alternative, pair.expert_action
+
+
 def pair_accuracy(
     model: Generator | ModelConfig | str,
     pairs: list[CriticPair],
     prompt_cfg: PromptConfig,
     sampling: SamplingConfig | None = None,
+    both_orders: bool = True,
 ) -> dict[str, Any]:
-    """{"accuracy", "pick_first_rate", "format_failure_rate", "expert_first_share", "n"} over `pairs`."""
+    """{"accuracy", "pick_first_rate", "format_failure_rate", "expert_first_share", "n", ...} over `pairs`.
+
+    With both_orders (choice 3) also "both_orders_accuracy" and "recorded_order_accuracy".
+    """
     if not pairs:
         raise ValueError("pair_accuracy: no pairs to evaluate")
     sampling = sampling or default_sampling(prompt_cfg.thinking)
     gen = make_generator(model, thinking=prompt_cfg.thinking) if isinstance(model, (str, ModelConfig)) else model
-    prompts = [critic_messages(p.state, *p.options, prompt_cfg) for p in pairs]
-    outputs = gen.generate(prompts, sampling)
-    correct, failures, firsts, parsed = 0, 0, 0, 0
-    for pair, samples in zip(pairs, outputs, strict=True):
-        for text in samples:
-            choice = act_choice(text, *pair.options)
-            if choice is None:
-                failures += 1
-                continue
-            parsed += 1
-            firsts += choice == 1
-            correct += choice == pair.expert_position
-    total = sum(len(s) for s in outputs)
-    return {
-        "accuracy": correct / total,
-        "pick_first_rate": firsts / parsed if parsed else None,  # None: no parseable answer
-        "format_failure_rate": failures / total,
-        "expert_first_share": sum(p.expert_position == 1 for p in pairs) / len(pairs),
+    orders = [[p.expert_position for p in pairs]]
+    if both_orders:
+        orders.append([3 - p.expert_position for p in pairs])
+    asked: list[tuple[CriticPair, int]] = [(p, pos) for positions in orders for p, pos in zip(pairs, positions, strict=True)]
+    outputs = gen.generate([critic_messages(p.state, *_shown(p, pos), prompt_cfg) for p, pos in asked], sampling)
+    # per question, per sample: 1 right, 0 wrong, None no parseable choice
+    scored = [
+        [None if (c := act_choice(text, *_shown(p, pos))) is None else int(c == pos) for text in samples]
+        for (p, pos), samples in zip(asked, outputs, strict=True)
+    ]
+    answers = [(pos, r) for (_, pos), row in zip(asked, scored, strict=True) for r in row]
+    parsed = [(pos, r) for pos, r in answers if r is not None]
+    # the chosen option is the expert's position when right, the other one when wrong
+    firsts = sum((pos == 1) == bool(r) for pos, r in parsed)
+    result = {
+        "accuracy": sum(r == 1 for _, r in answers) / len(answers),
+        "pick_first_rate": firsts / len(parsed) if parsed else None,  # None: no parseable answer
+        "format_failure_rate": (len(answers) - len(parsed)) / len(answers),
+        "expert_first_share": sum(pos == 1 for _, pos in asked) / len(asked),
         "n": len(pairs),
     }
+    if both_orders:
+        first, second = scored[: len(pairs)], scored[len(pairs) :]
+        both = [a == 1 and b == 1 for ra, rb in zip(first, second, strict=True) for a, b in zip(ra, rb, strict=True)]
+        recorded = [r == 1 for row in first for r in row]
+        result["both_orders_accuracy"] = sum(both) / len(both)
+        result["recorded_order_accuracy"] = sum(recorded) / len(recorded)
+    return result
 
 
 # ----------------------------------------------------------------------------- CLI (actrl eval pairs)
@@ -80,6 +103,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default 32, or 512 with --thinking")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--backend", choices=["auto", "transformers", "vllm"], default="auto")
+    parser.add_argument("--recorded-order-only", action="store_true",
+                        help="ask each pair only in its recorded order (default: both orders)")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
 
 
@@ -91,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_new_tokens:
         sampling.max_new_tokens = args.max_new_tokens
     gen = make_generator(args.model, backend=args.backend, thinking=args.thinking)
-    result = {"model": args.model, "pairs": args.pairs, **pair_accuracy(gen, pairs, prompt_cfg, sampling)}
+    result = {"model": args.model, "pairs": args.pairs, **pair_accuracy(gen, pairs, prompt_cfg, sampling, both_orders=not args.recorded_order_only)}
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:
