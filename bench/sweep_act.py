@@ -38,7 +38,10 @@ def run_setting(recipe_name: str, label: str, overrides: list[str], recipe_overr
     pair_eval = json.loads((Path(cfg.output_dir) / PAIR_EVAL).read_text())
     logs = [m for m in read_metrics(cfg.output_dir) if "act/reward" in m]
     tail = logs[-5:]
-    last = {k: sum(m.get(k) or 0 for m in tail) / max(len(tail), 1) for k in LAST_KEYS}
+    last = {}
+    for k in LAST_KEYS:
+        values = [m[k] for m in tail if m.get(k) is not None]
+        last[k] = sum(values) / len(values) if values else None
     collapsed = sum(1 for m in logs if m.get("act/position_collapse"))
     return {"label": label, "overrides": overrides, "output_dir": cfg.output_dir, "wall_s": round(wall, 1),
             "before": pair_eval["before"], "after": pair_eval["after"], "train_last5": last,
@@ -60,6 +63,10 @@ def fill_both_orders(row: dict, recipe_name: str, recipe_overrides: list[str]) -
     return True
 
 
+def pct(value: float | None) -> str:
+    return "-" if not value and value != 0 else f"{100 * value:.0f}%"
+
+
 def table(rows: list[dict]) -> str:
     head = ("| setting | pair acc before | pair acc after | right in both orders after | pick-first after | "
             "recorded-order acc after | train acc (last 5) | train both-orders acc (last 5) | collapse logs | wall |")
@@ -69,8 +76,8 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['label']} | {100 * b['accuracy']:.1f}% | {100 * a['accuracy']:.1f}% | "
             f"{100 * a['both_orders_accuracy']:.1f}% | {100 * (a['pick_first_rate'] or 0):.0f}% | "
-            f"{100 * a['recorded_order_accuracy']:.1f}% | {100 * t['act/accuracy']:.0f}% | "
-            f"{100 * t['act/both_orders_accuracy']:.0f}% | {r['collapse_logs']}/{r['logged_steps']} | "
+            f"{100 * a['recorded_order_accuracy']:.1f}% | {pct(t['act/accuracy'])} | "
+            f"{pct(t['act/both_orders_accuracy'])} | {r['collapse_logs']}/{r['logged_steps']} | "
             f"{r['wall_s'] / 60:.1f} min |"
         )
     return "\n".join(lines)
