@@ -34,7 +34,7 @@ def main() -> None:
             print(f"[quality] {name} seed {seed}: {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
             roots.add(recipe.run_dir.parent)
         for root in sorted(roots):
-            path = write_report([root], root, title=f"quality benchmark: {name}, seeds {args.seeds}")
+            path = write_report([root], root, title=f"quality benchmark: {name}")
             print(path.read_text(), flush=True)
 
 
