@@ -6,6 +6,7 @@ times, tokens/s and ratios against the first setting. Nothing is asserted: speed
 
     .venv/bin/python bench/act_step.py                       # fp32 vs bf16 autocast vs LoRA on bf16
     .venv/bin/python bench/act_step.py --steps 4 --settings fp32 bf16 --model default
+    .venv/bin/python bench/act_step.py --settings bf16-trl-head bf16   # TRL's log-prob head vs actrl's
 
 Run it on a quiet machine: other processes on the cores distort every number.
 """
@@ -24,7 +25,7 @@ from transformers import TrainerCallback
 from actrl.config import load_config
 from actrl.data.records import read_pairs
 from actrl.train.act import ACTConfig, critic_rows
-from actrl.train.common import load_policy, trl_prompt
+from actrl.train.common import compact_lm_head, load_policy, trl_prompt
 from actrl.train.grpo import ActGRPOTrainer, grpo_args
 from actrl.train.rewards import act_choice_reward
 
@@ -34,7 +35,9 @@ SETTINGS = {
     "bf16": ["model.dtype=bfloat16"],  # fp32 master weights, bf16 autocast
     "lora-bf16": ["model.dtype=bfloat16", "lora.enabled=true", "lora.r=16"],
     "fp32-gc": ["model.dtype=float32", "gradient_checkpointing=true"],
+    "bf16-trl-head": ["model.dtype=bfloat16"],  # TRL's fused head scoring every position (compact_lm_head off)
 }
+TRL_HEAD = {"bf16-trl-head"}
 
 
 class GrabLogs(TrainerCallback):
@@ -58,6 +61,7 @@ def measure(model: str, setting: str, steps: int, n_pairs: int, out: Path) -> di
     ]
     cfg = load_config(ACTConfig, None, overrides)
     model_, tok, peft = load_policy(cfg)
+    compact_lm_head(setting not in TRL_HEAD)  # load_policy turned it on; TRL_HEAD settings measure TRL's own
     rows = critic_rows(read_pairs(PAIRS)[:n_pairs], cfg.prompt, False)
     for row in rows:
         row["prompt"], row["reply_prefix"] = trl_prompt(row["prompt"], tok, cfg.prompt.thinking)
