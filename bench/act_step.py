@@ -24,10 +24,8 @@ from transformers import TrainerCallback
 
 from actrl.config import load_config
 from actrl.data.records import read_pairs
-from actrl.train.act import ACTConfig, critic_rows
+from actrl.train.act import ACTConfig, act_trainer, critic_rows
 from actrl.train.common import compact_lm_head, load_policy, trl_prompt
-from actrl.train.grpo import ActGRPOTrainer, grpo_args
-from actrl.train.rewards import act_choice_reward
 
 PAIRS = Path(__file__).resolve().parents[1] / "tests" / "data" / "twx_coin_pairs.jsonl"
 SETTINGS = {
@@ -35,6 +33,7 @@ SETTINGS = {
     "bf16": ["model.dtype=bfloat16"],  # fp32 master weights, bf16 autocast
     "lora-bf16": ["model.dtype=bfloat16", "lora.enabled=true", "lora.r=16"],
     "fp32-gc": ["model.dtype=float32", "gradient_checkpointing=true"],
+    "bf16-no-stop": ["model.dtype=bfloat16", "stop_at_closing_tag=false"],  # completions run on past </answer>
     "bf16-trl-head": ["model.dtype=bfloat16"],  # TRL's fused head scoring every position (compact_lm_head off)
 }
 TRL_HEAD = {"bf16-trl-head"}
@@ -57,6 +56,7 @@ def measure(model: str, setting: str, steps: int, n_pairs: int, out: Path) -> di
         f"max_steps={steps}",
         "save_steps=100000",
         "prompt.history_window=2",
+        "prompt.prefill=true",  # as the CPU recipes: the reply starts with <answer>
         *SETTINGS[setting],
     ]
     cfg = load_config(ACTConfig, None, overrides)
@@ -65,15 +65,7 @@ def measure(model: str, setting: str, steps: int, n_pairs: int, out: Path) -> di
     rows = critic_rows(read_pairs(PAIRS)[:n_pairs], cfg.prompt, False)
     for row in rows:
         row["prompt"], row["reply_prefix"] = trl_prompt(row["prompt"], tok, cfg.prompt.thinking)
-    trainer = ActGRPOTrainer(
-        model=model_,
-        reward_funcs=[act_choice_reward],
-        args=grpo_args(cfg, tok),
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tok,
-        peft_config=peft,
-        metric_prefix="act",
-    )
+    trainer = act_trainer(cfg, model_, tok, peft, Dataset.from_list(rows))
     gen_times: list[float] = []
     inner = trainer._generate_and_score_completions
 
@@ -98,6 +90,7 @@ def measure(model: str, setting: str, steps: int, n_pairs: int, out: Path) -> di
         "gen_s": mean(gen),
         "update_s": mean(step) - mean(gen),
         "gen_tok_per_s": mean(completion_tokens) / mean(gen),
+        "completion_len": mean(completion_tokens) / 8,
     }
 
 
@@ -118,9 +111,11 @@ def main() -> None:
     base = results[args.settings[0]]
     print(f"\nACT GRPO step, model={args.model}, 2 prompts x G=4, max 32 completion tokens, "
           f"mean of steps 2..{args.steps}")
-    print(f"{'setting':<11} {'step s':>7} {'gen s':>7} {'update s':>8} {'gen tok/s':>9} {'step vs ' + args.settings[0]:>14}")
+    print(f"{'setting':<13} {'step s':>7} {'gen s':>7} {'update s':>8} {'tokens/completion':>17} {'gen tok/s':>9} "
+          f"{'step vs ' + args.settings[0]:>14}")
     for name, r in results.items():
-        print(f"{name:<11} {r['step_s']:7.2f} {r['gen_s']:7.2f} {r['update_s']:8.2f} {r['gen_tok_per_s']:9.1f} "
+        print(f"{name:<13} {r['step_s']:7.2f} {r['gen_s']:7.2f} {r['update_s']:8.2f} {r['completion_len']:17.1f} "
+              f"{r['gen_tok_per_s']:9.1f} "
               f"{base['step_s'] / r['step_s']:13.2f}x")
 
 

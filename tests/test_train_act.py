@@ -257,3 +257,49 @@ def test_position_collapse_is_flagged_and_logged_loudly(tmp_path, caplog):
         assert logs["act/loss"] == 0.1
     assert caplog.text.count("POSITION COLLAPSE at step 7") == 2
     assert [m["act/position_collapse"] for m in read_metrics(tmp_path)] == [0.0, 1.0, 1.0]
+
+
+def _completions(trainer, rows) -> list[list[int]]:
+    """Sampled completion ids (up to the completion mask) for rows, G per row, through TRL's generation."""
+    inputs = [r for r in rows for _ in range(trainer.num_generations)]
+    out = trainer._generate_and_score_completions(inputs)
+    return [ids[mask.bool()].tolist() for ids, mask in zip(out["completion_ids"], out["completion_mask"], strict=True)]
+
+
+@pytest.mark.parametrize("stop", [True, False])
+def test_completions_end_at_the_closing_answer_tag_when_the_tag_is_prefilled(tmp_path, primed, stop):
+    from datasets import Dataset
+
+    from actrl.train.act import CLOSING_TAG, act_trainer
+    from actrl.train.common import load_policy, trl_prompt
+    from actrl.train.grpo import closing_tag_token
+
+    cfg = act_config(tmp_path, primed, **{"prompt.prefill": True, "prompt.history_window": 0,
+                                          "stop_at_closing_tag": stop, "max_completion_length": 12})
+    assert cfg.stops_at_closing_tag() is stop
+    model, tok, _ = load_policy(cfg)
+    rows = critic_rows(read_pairs(PAIRS)[:2], cfg.prompt, both_orders=False)
+    for row in rows:
+        row["prompt"], row["reply_prefix"] = trl_prompt(row["prompt"], tok, False)
+    assert rows[0]["reply_prefix"] == "<answer>"
+    trainer = act_trainer(cfg, model, tok, None, Dataset.from_list(rows))
+    gt = closing_tag_token(tok, CLOSING_TAG)
+    assert tok.decode([gt]) == ">"
+    assert (gt in trainer.eos_token_ids) is stop
+    torch.manual_seed(0)
+    completions = _completions(trainer, rows)
+    tagged = [c for c in completions if gt in c]
+    assert len(tagged) >= len(completions) // 2, "the primed model should close its answer tag"
+    if stop:  # nothing sampled (or trained) after the tag
+        assert all(c.index(gt) == len(c) - 1 for c in tagged)
+    else:  # the model goes on after the tag (at least to its end-of-turn token)
+        assert all(c.index(gt) < len(c) - 1 for c in tagged)
+
+
+def test_stop_at_closing_tag_needs_a_prefilled_tag_and_no_reasoning(tmp_path):
+    assert not act_config(tmp_path, "default").stops_at_closing_tag()  # default prompt: no prefill
+    assert act_config(tmp_path, "default", **{"prompt.prefill": True}).stops_at_closing_tag()
+    with pytest.raises(ConfigError, match="stop_at_closing_tag=true needs prompt.prefill=true"):
+        act_config(tmp_path, "default", stop_at_closing_tag=True)
+    with pytest.raises(ConfigError, match="stop_at_closing_tag=true needs"):
+        act_config(tmp_path, "default", stop_at_closing_tag=True, **{"prompt.prefill": True, "prompt.thinking": True})

@@ -16,6 +16,9 @@ Choices the paper left open (GRPO knobs: see GRPOStageConfig; common ones: see t
    (train/rewards.py, choice 4); it needs balance_orders=true.
 4. Pair accuracy is greedy, before and after the stage, on the main process, with the generation
    backend of `actrl.models.generation` (vLLM when installed on a GPU).
+5. With the answer tag prefilled, sampled completions end at </answer> (`stop_at_closing_tag`), as
+   they do in evaluation: otherwise SmolLM2 wrote ~15 tokens past the choice, which were sampled,
+   trained with the choice's advantage, and diluted its gradient in the token-mean loss.
 """
 
 from __future__ import annotations
@@ -39,11 +42,12 @@ from actrl.train.common import (
     run_trainer,
     trl_prompt,
 )
-from actrl.train.grpo import ActGRPOTrainer, GRPOStageConfig, grpo_args, grpo_plan
+from actrl.train.grpo import ActGRPOTrainer, GRPOStageConfig, closing_tag_token, grpo_args, grpo_plan
 from actrl.train.metrics import attach
 from actrl.train.rewards import act_choice_reward, act_consistency_reward
 
 PAIR_EVAL = "pair_eval.json"
+CLOSING_TAG = "</answer>"
 
 
 @dataclass
@@ -126,6 +130,23 @@ def _pair_eval(cfg: ACTConfig, model: str, pairs: list[CriticPair], key: str) ->
     print(f"[actrl] held-out pair accuracy {key}: {json.dumps(record[key])}")
 
 
+def act_trainer(cfg: ACTConfig, model: Any, tok: Any, peft_config: Any, train_dataset: Any) -> ActGRPOTrainer:
+    """TRL's GRPO trainer (with actrl's additions) for critic rows already in TRL's prompt format."""
+    return ActGRPOTrainer(
+        model=model,
+        reward_funcs=[act_consistency_reward if cfg.reward == "consistency" else act_choice_reward],
+        args=grpo_args(cfg, tok, CLOSING_TAG),
+        train_dataset=train_dataset,
+        processing_class=tok,
+        peft_config=peft_config,
+        metric_prefix="act",
+        zero_std_groups=cfg.zero_std_groups,
+        max_resample_rounds=cfg.max_resample_rounds,
+        balance_orders=cfg.balance_orders,
+        stop_token_ids=(closing_tag_token(tok, CLOSING_TAG),) if cfg.stops_at_closing_tag() else (),
+    )
+
+
 def train_act(cfg: ACTConfig, pairs_path: str | None = None) -> Path:
     """Run the ACT stage; returns output_dir/final (a finished stage is not retrained)."""
     pairs_path = pairs_path or cfg.pairs
@@ -154,18 +175,7 @@ def train_act(cfg: ACTConfig, pairs_path: str | None = None) -> Path:
 
     for row in train_rows:
         row["prompt"], row["reply_prefix"] = trl_prompt(row["prompt"], tok, thinking)
-    trainer = ActGRPOTrainer(
-        model=model,
-        reward_funcs=[act_consistency_reward if cfg.reward == "consistency" else act_choice_reward],
-        args=grpo_args(cfg, tok),
-        train_dataset=Dataset.from_list(train_rows),
-        processing_class=tok,
-        peft_config=peft_config,
-        metric_prefix="act",
-        zero_std_groups=cfg.zero_std_groups,
-        max_resample_rounds=cfg.max_resample_rounds,
-        balance_orders=cfg.balance_orders,
-    )
+    trainer = act_trainer(cfg, model, tok, peft_config, Dataset.from_list(train_rows))
     attach(trainer, cfg.output_dir, "act")
     final = run_trainer(trainer, cfg, "act")
     del trainer, model

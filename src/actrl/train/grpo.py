@@ -71,9 +71,18 @@ class GRPOStageConfig(StageConfig):
     """TRL's sample table of prompts/completions every logging step (parquet under output_dir/completions)."""
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] = "colocate"
+    stop_at_closing_tag: bool | None = None
+    """end each sampled completion at the closing tag of its answer (</answer> in ACT, </action> in RL),
+    as evaluation does, so no token after the answer is sampled or trained. None: on when
+    prompt.prefill is on and thinking off (then the tag's last token cannot occur earlier)."""
 
     def validate(self) -> None:
         super().validate()
+        if self.stop_at_closing_tag and (self.prompt.thinking or not self.prompt.prefill):
+            raise ValueError(
+                "stop_at_closing_tag=true needs prompt.prefill=true and prompt.thinking=false (the tag's last "
+                "token would otherwise end the opening tag or the reasoning)"
+            )
         if self.num_generations < 2:
             raise ValueError(f"num_generations={self.num_generations}: GRPO needs >= 2 completions per prompt")
         batch = self.per_device_batch_size * world_size() * self.grad_accumulation
@@ -89,6 +98,11 @@ class GRPOStageConfig(StageConfig):
                 f"grad_accumulation must be a multiple of num_generations={self.num_generations}"
             )
 
+    def stops_at_closing_tag(self) -> bool:
+        if self.stop_at_closing_tag is None:
+            return self.prompt.prefill and not self.prompt.thinking
+        return self.stop_at_closing_tag
+
     def completion_limit(self) -> int:
         if self.max_completion_length is not None:
             return self.max_completion_length
@@ -98,8 +112,16 @@ class GRPOStageConfig(StageConfig):
         return self.per_device_batch_size * world_size() * self.grad_accumulation // self.num_generations
 
 
-def grpo_args(cfg: GRPOStageConfig, tokenizer: Any) -> GRPOConfig:
+def closing_tag_token(tokenizer: Any, closing_tag: str) -> int:
+    """The token that ends `closing_tag` ('>' of '</answer>' for SmolLM2): a stop token for generation."""
+    return tokenizer(closing_tag, add_special_tokens=False)["input_ids"][-1]
+
+
+def grpo_args(cfg: GRPOStageConfig, tokenizer: Any, closing_tag: str) -> GRPOConfig:
     """GRPOConfig from a GRPO stage config (one generation batch per optimizer step)."""
+    extra = {}
+    if cfg.use_vllm and cfg.stops_at_closing_tag():  # vLLM stops on the string itself (untested here: no GPU)
+        extra["generation_kwargs"] = {"stop": [closing_tag], "include_stop_str_in_output": True}
     return trainer_args(
         cfg,
         GRPOConfig,
@@ -118,6 +140,7 @@ def grpo_args(cfg: GRPOStageConfig, tokenizer: Any) -> GRPOConfig:
         vllm_mode=cfg.vllm_mode,
         chat_template_kwargs=chat_template_kwargs(tokenizer, cfg.prompt.thinking),
         per_device_eval_batch_size=cfg.num_generations,  # one held-out prompt's group per eval batch
+        **extra,
     )
 
 
@@ -138,6 +161,7 @@ def grpo_plan(cfg: GRPOStageConfig, n_train: int, n_heldout: int, longest_prompt
         "longest prompt (tokens)": longest_prompt,
         "max completion tokens": cfg.completion_limit(),
         "zero_std_groups": cfg.zero_std_groups,
+        "stop at closing tag": cfg.stops_at_closing_tag(),
     }
 
 
@@ -184,6 +208,7 @@ class ActGRPOTrainer(GRPOTrainer):
         zero_std_groups: str = "keep",
         max_resample_rounds: int = 2,
         balance_orders: bool = False,
+        stop_token_ids: tuple[int, ...] = (),
         **kwargs: Any,
     ):
         if zero_std_groups not in ZERO_STD_POLICIES:
@@ -194,6 +219,10 @@ class ActGRPOTrainer(GRPOTrainer):
         self.balance_orders = balance_orders
         self._last_rewards: torch.Tensor | None = None
         super().__init__(*args, **kwargs)
+        if stop_token_ids and not self.use_vllm:  # transformers generation: extra end tokens (stop_at_closing_tag)
+            self.eos_token_ids = [*self.eos_token_ids, *(t for t in stop_token_ids if t not in self.eos_token_ids)]
+            self.generation_kwargs["eos_token_id"] = self.eos_token_ids
+            self.generation_config.eos_token_id = self.eos_token_ids
         self._resample_rng = torch.Generator().manual_seed(self.args.seed + 7919 * self.accelerator.process_index)
 
     # Override 1 of 3: the sampler must keep both orders of a pair in one generation batch.

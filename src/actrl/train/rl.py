@@ -30,10 +30,12 @@ from actrl.train.common import (
     trl_prompt,
     write_run_config,
 )
-from actrl.train.grpo import ActGRPOTrainer, GRPOStageConfig, grpo_args, grpo_plan
+from actrl.train.grpo import ActGRPOTrainer, GRPOStageConfig, closing_tag_token, grpo_args, grpo_plan
 from actrl.train.il import action_rows, expert_splits
 from actrl.train.metrics import attach
 from actrl.train.rewards import rl_action_reward
+
+CLOSING_TAG = "</action>"
 
 
 @dataclass
@@ -84,7 +86,7 @@ def train_rl(cfg: RLConfig, experts_path: str | None = None) -> Path:
     trainer = ActGRPOTrainer(
         model=model,
         reward_funcs=[rl_action_reward],
-        args=grpo_args(cfg, tok),
+        args=grpo_args(cfg, tok, CLOSING_TAG),
         train_dataset=dataset(rows),
         eval_dataset=dataset(held) if held else None,
         processing_class=tok,
@@ -92,6 +94,7 @@ def train_rl(cfg: RLConfig, experts_path: str | None = None) -> Path:
         metric_prefix="rl",
         zero_std_groups=cfg.zero_std_groups,
         max_resample_rounds=cfg.max_resample_rounds,
+        stop_token_ids=(closing_tag_token(tok, CLOSING_TAG),) if cfg.stops_at_closing_tag() else (),
     )
     attach(trainer, cfg.output_dir, "rl")
     final = run_trainer(trainer, cfg, "rl", evaluate=bool(held))
