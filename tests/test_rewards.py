@@ -229,3 +229,26 @@ def test_consistency_metrics_obey_the_reward_identity():
     assert logged["act/both_orders_accuracy"] == pytest.approx(2 / 6)
     # mean reward = both-orders accuracy - 0.5 x format-failure rate, as the plain reward with accuracy
     assert sum(r) / len(r) == pytest.approx(logged["act/both_orders_accuracy"] - 0.5 * logged["act/format_failure_rate"])
+
+
+def test_position_penalty_scores_a_position_following_answer_below_a_content_consistent_wrong_one():
+    # partners: (1, 2) right in both orders; (1, 1) and (2, 2) same position; (2, 1) wrong in both, content-consistent
+    rewards = act_consistency_reward(**_both_orders(["1", "1", "2", "2"], ["2", "1", "2", "1"]), position_penalty=0.5)
+    assert rewards == [1.0, -0.5, -0.5, 0.0, 1.0, -0.5, -0.5, 0.0]
+    assert act_consistency_reward(**_both_orders(["1", ""], ["1", "1"]), position_penalty=0.5) == [-0.5, -0.5, -0.5, 0.0]
+
+
+@pytest.mark.parametrize("c", [0.25, 0.5, 1.0])
+def test_expected_reward_with_position_penalty_peaks_at_balance_and_keeps_its_slope_at_collapse(c):
+    def expected(p: float) -> float:
+        total = 0.0
+        for a, pa in (("1", p), ("2", 1 - p)):
+            for b, pb in (("1", p), ("2", 1 - p)):
+                total += pa * pb * sum(act_consistency_reward(**_both_orders([a], [b]), position_penalty=c)) / 2
+        return total
+
+    for p in (0.0, 0.2, 0.5, 0.9, 1.0):
+        assert expected(p) == pytest.approx(p * (1 - p) - c * (p**2 + (1 - p) ** 2))
+    assert max((expected(p / 10), p / 10) for p in range(11))[1] == 0.5
+    # stepping back from collapse (p 1.0 -> 0.9) gains more than without the penalty (0.09)
+    assert expected(0.9) - expected(1.0) > 0.09 and expected(0.1) - expected(0.0) > 0.09

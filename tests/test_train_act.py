@@ -72,6 +72,8 @@ def test_paired_sampler_keeps_both_orders_in_one_generation_batch():
         ({"num_generations": 1, "per_device_batch_size": 1}, "num_generations=1"),
         ({"zero_std_groups": "ignore"}, "expected one of"),
         ({"reward": "consistency"}, "set balance_orders=true"),
+        ({"position_penalty": 0.5}, "position_penalty compares the two orders of a pair: set reward=consistency"),
+        ({"position_penalty": -0.5}, "position_penalty=-0.5: expected >= 0"),
         ({"reward": "votes"}, r"reward: expected one of \['choice', 'consistency'\]"),
         ({"output_dir": ""}, "output_dir is required"),
     ],

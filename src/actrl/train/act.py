@@ -13,7 +13,8 @@ Choices the paper left open (GRPO knobs: see GRPOStageConfig; common ones: see t
    so a critic answering by position gains nothing within a step (doubles the prompts per epoch).
 2. Held-out pairs are whole tasks (eval_fraction) or a file (heldout); they are never trained on.
 3. `reward: consistency` scores a choice only when the pair is judged right in both orders
-   (train/rewards.py, choice 4); it needs balance_orders=true.
+   (train/rewards.py, choice 4); it needs balance_orders=true. `position_penalty` also scores a
+   position-consistent (content-inconsistent) answer below a wrong but content-consistent one (choice 5).
 4. Pair accuracy is greedy, before and after the stage, on the main process, with the generation
    backend of `actrl.models.generation` (vLLM when installed on a GPU).
 5. With the answer tag prefilled, sampled completions end at </answer> (`stop_at_closing_tag`), as
@@ -23,6 +24,7 @@ Choices the paper left open (GRPO knobs: see GRPOStageConfig; common ones: see t
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 from dataclasses import dataclass
@@ -60,6 +62,9 @@ class ACTConfig(GRPOStageConfig):
     """also show every pair with its options swapped, in the same step (choice 1)."""
     reward: Literal["choice", "consistency"] = "choice"
     """choice: the paper's 1 / 0 / -0.5; consistency: 1 only when right in both orders (choice 3)."""
+    position_penalty: float = 0.0
+    """with reward=consistency: a completion whose partner in the other order chose the same position
+    earns -position_penalty instead of 0 (train/rewards.py, choice 5); 0 is the plain consistency reward."""
     pair_eval: bool = True
     """held-out pair accuracy before and after the stage (pair_eval.json)."""
     pair_eval_backend: str = "auto"
@@ -72,6 +77,10 @@ class ACTConfig(GRPOStageConfig):
                 f"balance_orders=true needs an even number of prompts per step (now {self.prompts_per_step()}): "
                 f"raise per_device_batch_size to {2 * self.per_device_batch_size}"
             )
+        if self.position_penalty < 0:
+            raise ValueError(f"position_penalty={self.position_penalty}: expected >= 0")
+        if self.position_penalty and self.reward != "consistency":
+            raise ValueError("position_penalty compares the two orders of a pair: set reward=consistency")
         if self.reward == "consistency":
             local = self.per_device_batch_size * self.grad_accumulation // self.num_generations
             if not self.balance_orders:
@@ -132,9 +141,14 @@ def _pair_eval(cfg: ACTConfig, model: str, pairs: list[CriticPair], key: str) ->
 
 def act_trainer(cfg: ACTConfig, model: Any, tok: Any, peft_config: Any, train_dataset: Any) -> ActGRPOTrainer:
     """TRL's GRPO trainer (with actrl's additions) for critic rows already in TRL's prompt format."""
+    reward = act_choice_reward
+    if cfg.reward == "consistency":  # TRL names the reward metric after the function: keep its name
+        reward = functools.update_wrapper(
+            functools.partial(act_consistency_reward, position_penalty=cfg.position_penalty), act_consistency_reward
+        )
     return ActGRPOTrainer(
         model=model,
-        reward_funcs=[act_consistency_reward if cfg.reward == "consistency" else act_choice_reward],
+        reward_funcs=[reward],
         args=grpo_args(cfg, tok, CLOSING_TAG),
         train_dataset=train_dataset,
         processing_class=tok,

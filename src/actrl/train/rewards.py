@@ -22,6 +22,12 @@ Choices the paper left open:
    answers by position earns 0 in every pair; for a position-only policy picking option 1 with
    probability p the expected reward is p(1 - p), highest at p = 0.5, so GRPO pulls it back to
    balance, whereas the plain reward's expected value (p + (1 - p)) / 2 is flat in p.
+5. `position_penalty` (our addition, measured in docs/sweep.md): with it, a completion whose partner in
+   the other order chose the same *position* (so one of the two followed the position, not the
+   action) earns -position_penalty instead of 0. The plain consistency reward's pull back to
+   balance, d/dp p(1 - p) = 1 - 2p, fades as a collapsed policy's groups all score 0 (zero std, no
+   gradient); with penalty c the expected reward is p(1 - p) - c(p^2 + (1 - p)^2), and a policy
+   leaning to one position is scored below one that answers content-consistently but wrongly.
 """
 
 from __future__ import annotations
@@ -127,6 +133,7 @@ def act_consistency_reward(
     action_1: Sequence[str] | None = None,
     action_2: Sequence[str] | None = None,
     reply_prefix: Sequence[str] | None = None,
+    position_penalty: float = 0.0,
     **kwargs: Any,
 ) -> list[float]:
     """ACT reward against position collapse: 1 only when a pair is judged right in both orders (choice 4).
@@ -134,11 +141,12 @@ def act_consistency_reward(
     The batch must hold every pair in both orders with equally many completions each (TRL gives
     G per prompt; `balance_orders=true` keeps the two orders in one batch). The j-th completion of
     one order is scored together with the j-th of the other: 1 if both pick the expert action,
-    0 otherwise, -0.5 for its own missing or ambiguous answer.
+    0 otherwise (-position_penalty when both chose the same position, choice 5), -0.5 for its own
+    missing or ambiguous answer.
 
     >>> act_consistency_reward(['<answer>1</answer>', '<answer>1</answer>', '<answer>2</answer>', '<answer>1</answer>'],
-    ...                        expert_position=[1, 1, 2, 2], pair_id=['p', 'p', 'p', 'p'])
-    [1.0, 0.0, 1.0, 0.0]
+    ...                        expert_position=[1, 1, 2, 2], pair_id=['p', 'p', 'p', 'p'], position_penalty=0.5)
+    [1.0, -0.5, 1.0, -0.5]
     """
     choices = _act_choices(completions, action_1, action_2, reply_prefix)
     correct = [ch == int(pos) for ch, pos in zip(choices, expert_position, strict=True)]
@@ -156,7 +164,12 @@ def act_consistency_reward(
                 "(balance_orders=true, an even number of prompts per process)"
             )
         for i, j in zip(mine, other, strict=True):
-            rewards[i] = FORMAT_PENALTY if choices[i] is None else float(correct[i] and correct[j])
+            if choices[i] is None:
+                rewards[i] = FORMAT_PENALTY
+            elif correct[i] and correct[j]:
+                rewards[i] = ACT_CORRECT
+            else:
+                rewards[i] = -position_penalty if choices[i] == choices[j] else ACT_WRONG
             if pos == 1:
                 both.append(float(correct[i] and correct[j]))
     metrics = _choice_metrics(choices, expert_position, rewards)
