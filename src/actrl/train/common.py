@@ -19,8 +19,8 @@ Choices the paper left open (documented defaults, all configurable):
 5. With `prompt.prefill` (the reply starts with the opening tag), prompts reach TRL as rendered
    text and completions as text; the rewards put the prefix back before parsing.
 6. On the CPU, TRL's fused LM head scores only the positions that carry a label (`compact_lm_head`),
-   as it already does on CUDA; TRL scores every prompt position there, which made a GRPO step 1.6x
-   slower (bench/act_step.py).
+   as it already does on CUDA; TRL scores every prompt position there, which made a GRPO step 1.7x
+   and an SFT step 2.4x slower (bench/act_step.py, bench/il_step.py).
 """
 
 from __future__ import annotations
