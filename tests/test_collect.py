@@ -83,6 +83,19 @@ def test_resuming_with_other_environment_settings_is_refused(tmp_path):
         collect("textworld_express", "train", 2, out, tasks=["coin"], env_kwargs={"max_steps": 7}, progress=False)
 
 
+def test_resuming_a_file_of_another_split_is_refused_not_mixed(tmp_path, capsys):
+    # a recipe whose data.heldout_split changed on an existing run dir must not append dev tasks to test ones
+    out = tmp_path / "heldout_experts.jsonl"
+    collect("textworld_express", "test", 1, out, tasks=["coin"], workers=1, progress=False)
+    before = out.read_bytes()
+    with pytest.raises(RecordError, match=r"heldout_experts.jsonl:1: a trajectory of split 'test', this run collects split 'dev'"):
+        collect("textworld_express", "dev", 2, out, tasks=["coin"], workers=1, progress=False)
+    rc = main(["collect", "--env", "textworld_express", "--split", "dev", "--num", "2", "--tasks", "coin",
+               "--out", str(out), "--quiet"])
+    assert rc == 2 and "another --out for each split" in capsys.readouterr().err
+    assert out.read_bytes() == before
+
+
 def test_per_task_limits_candidates_and_the_summary_says_so(tmp_path):
     out = tmp_path / "experts.jsonl"
     summary = collect("textworld_express", "dev", 5, out, tasks=["simonsays"], per_task=2,

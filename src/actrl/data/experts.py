@@ -138,8 +138,9 @@ def expert_trajectory(env: TextEnv, task: Task, record_admissible: bool, meta: d
 # ----------------------------------------------------------------------------- resume
 
 
-def _existing(out: Path, meta: dict[str, Any]) -> set[str]:
-    """Task ids already in `out`; RecordError naming the line for malformed or mismatched records."""
+def _existing(out: Path, meta: dict[str, Any], split: str) -> set[str]:
+    """Task ids already in `out`; RecordError naming the line for malformed or mismatched records
+    (other environment settings, or another split: a file never mixes splits)."""
     if not out.exists() or not out.read_text(encoding="utf-8").strip():
         return set()
     lines = [i for i, line in enumerate(out.read_text(encoding="utf-8").split("\n"), 1) if line.strip()]
@@ -155,6 +156,11 @@ def _existing(out: Path, meta: dict[str, Any]) -> set[str]:
             raise RecordError(
                 f"{out}:{line}: collected with {json.dumps(settings)}, this run uses {json.dumps(wanted)}; "
                 "use another --out or the same environment settings"
+            )
+        if (found := traj.task.get("split")) != split:
+            raise RecordError(
+                f"{out}:{line}: a trajectory of split '{found}', this run collects split '{split}'; "
+                "use another --out for each split"
             )
         ids.add(traj.task_id)
     return ids
@@ -207,7 +213,7 @@ def collect_config(cfg: CollectConfig, progress: bool = True) -> dict[str, Any]:
         params = json.loads(json.dumps(getattr(env, "params", cfg.env_kwargs)))
         meta = {"env": cfg.env, "versions": env.versions(), "params": params, "expert": "gold",
                 "replay_checked": True, "admissible": admissible}
-        done_ids = _existing(out, meta)
+        done_ids = _existing(out, meta, cfg.split)
         candidates = select_tasks(env, cfg.split, cfg.tasks, cfg.per_task)
         already = sum(t.id in done_ids for t in candidates)
         todo = deque(t for t in candidates if t.id not in done_ids)
