@@ -187,7 +187,7 @@ def load_recipe(path_or_name: str, overrides: list[str] | None = None) -> Recipe
 # ----------------------------------------------------------------------------- data
 
 
-def _collect(recipe: Recipe, split: str, num: int, out: Path) -> Path:
+def collect_split(recipe: Recipe, split: str, num: int, out: Path) -> Path:
     """Expert trajectories of a split; `collect` resumes, so a finished file costs one env start."""
     from actrl.data.experts import collect
 
@@ -207,7 +207,8 @@ def _collect(recipe: Recipe, split: str, num: int, out: Path) -> Path:
     return out
 
 
-def _pairs_cfg(recipe: Recipe) -> PairsConfig:
+def pairs_config(recipe: Recipe) -> PairsConfig:
+    """The recipe's pair settings, with its model, seed and prompt."""
     data = {"model": recipe.model.name, "seed": recipe.seed, **recipe.pairs, "prompt": to_dict(recipe.prompt)}
     return from_dict(PairsConfig, data, f"{recipe.name}: pairs")
 
@@ -219,13 +220,13 @@ def prepare_data(recipe: Recipe, generator: Any = None) -> dict[str, Path]:
     run = recipe.run_dir
     run.mkdir(parents=True, exist_ok=True)
     d = recipe.data
-    experts = Path(d.experts) if d.experts else _collect(recipe, d.train_split, d.train_num, run / "experts.jsonl")
-    heldout = _collect(recipe, d.heldout_split, d.heldout_num, run / "heldout_experts.jsonl")
+    experts = Path(d.experts) if d.experts else collect_split(recipe, d.train_split, d.train_num, run / "experts.jsonl")
+    heldout = collect_split(recipe, d.heldout_split, d.heldout_num, run / "heldout_experts.jsonl")
     paths = {"experts": experts, "heldout_experts": heldout}
     reads = {kind for m in recipe.methods for s in parse_method(m) for kind in STAGES[s][3].split("+")}
     needs_pairs = "pairs" in reads or recipe.eval.pair_accuracy
     if needs_pairs:
-        cfg = _pairs_cfg(recipe)
+        cfg = pairs_config(recipe)
         if d.pairs:
             paths["pairs"] = Path(d.pairs)
         else:
