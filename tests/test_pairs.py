@@ -98,6 +98,25 @@ def test_changed_settings_on_an_existing_file_are_refused(tmp_path, twx_experts,
         build_pairs(twx_experts, out, _cfg(tiny_model_dir, k=2))
 
 
+def test_a_file_written_before_a_setting_existed_resumes_with_its_default(tmp_path, twx_experts, tiny_model_dir):
+    import json
+
+    out = tmp_path / "pairs.jsonl"
+    build_pairs(twx_experts, out, _cfg(tiny_model_dir, k=1))
+    meta_path = tmp_path / "pairs.meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["settings"]["prompt"]["history_window"]  # as written by an actrl without that field
+    meta_path.write_text(json.dumps(meta))
+    before = out.read_bytes()
+    build_pairs(twx_experts, out, _cfg(tiny_model_dir, k=1))  # no "different settings" error, nothing redone
+    assert out.read_bytes() == before
+    # the critic's answer format is not a construction setting: the same pairs serve both formats
+    cfg = _cfg(tiny_model_dir, k=1)
+    cfg.prompt.critic_answer = "action"
+    build_pairs(twx_experts, out, cfg)
+    assert out.read_bytes() == before
+
+
 @pytest.mark.slow
 def test_sigkill_then_rerun_loses_and_duplicates_nothing(tmp_path, twx_experts, tiny_model_dir):
     cmd = [sys.executable, "-m", "actrl.cli", "pairs", "--experts", str(twx_experts), "--model", tiny_model_dir,

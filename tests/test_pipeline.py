@@ -103,3 +103,13 @@ def test_recipe_with_prefilled_answer_tags_runs_every_stage(tmp_path, tiny_model
     for entry in results["methods"].values():
         # the prefilled "<action>" makes every reply parse as an action (right or wrong)
         assert entry["metrics"]["action_format_failure_rate"] == 0.0
+
+
+def test_a_setting_added_later_leaves_existing_hashes_alone_at_its_default():
+    from actrl.pipeline import _hash
+
+    old = {"stage": "act", "settings": {"prompt": {"prefill": True}}}
+    new = {"stage": "act", "settings": {"prompt": {"prefill": True, "critic_answer": "number"}}}
+    assert _hash(old) == _hash(new)  # finished stages of an older run dir are still found
+    new["settings"]["prompt"]["critic_answer"] = "action"
+    assert _hash(old) != _hash(new)

@@ -1,5 +1,6 @@
 """Rendering states into prompts and parsing answers: the contract every stage relies on."""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -47,6 +48,31 @@ def test_thinking_switch_changes_the_instruction():
 def test_critic_prompt_shows_both_actions_in_the_given_order():
     text = critic_messages(_state(), "go north", "open door", PromptConfig())[1]["content"]
     assert text.index("Action 1: go north") < text.index("Action 2: open door")
+
+
+def test_critic_answer_by_number_keeps_the_original_instruction():
+    # the default prompt text is what earlier runs trained on: changing it would silently change them
+    text = critic_messages(_state(), "go north", "open door", PromptConfig())[1]["content"]
+    assert text.endswith(
+        "Which action is better? Answer with the number of the better action only, as <answer>1</answer> or <answer>2</answer>."
+    )
+
+
+@pytest.mark.parametrize("thinking", [False, True])
+def test_critic_answer_by_action_asks_for_the_text_and_parses_to_the_same_choice(thinking):
+    cfg = PromptConfig(critic_answer="action", thinking=thinking, prefill=True)
+    messages = critic_messages(_state(), "go north", "open door", cfg)
+    ask = messages[1]["content"]
+    assert "copied exactly, as <answer>command</answer>" in ask and "<answer>1</answer>" not in ask
+    assert (messages[-1] == {"role": "assistant", "content": "<answer>"}) is not thinking
+    assert parse_choice("<answer>Open door</answer>", "go north", "open door") == 2
+    assert parse_choice("<answer>go north.</answer>", "go north", "open door") == 1
+    assert parse_choice("<answer>go</answer>", "go north", "open door") is None  # a partial copy names neither
+
+
+def test_unknown_critic_answer_is_refused():
+    with pytest.raises(ValueError, match="critic_answer='letter': expected one of number, action"):
+        PromptConfig(critic_answer="letter").validate()
 
 
 def test_parse_action_tolerates_case_whitespace_and_reasoning():

@@ -164,8 +164,19 @@ def slug(method: str) -> str:
     return "_".join(parse_method(method)) or PROMPT_METHOD
 
 
+# settings added after runs existed: left out of stage and evaluation hashes while at their default,
+# so upgrading actrl does not orphan the finished stages of an existing run directory
+_ADDED_AT_DEFAULT = {"critic_answer": "number"}
+
+
+def _hashable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _hashable(v) for k, v in obj.items() if _ADDED_AT_DEFAULT.get(k, object()) != v}
+    return obj
+
+
 def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return hashlib.sha256(json.dumps(_hashable(obj), sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def load_recipe(path_or_name: str, overrides: list[str] | None = None) -> Recipe:

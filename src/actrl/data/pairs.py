@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from actrl.config import ConfigError, load_config, to_dict
+from actrl.config import ConfigError, from_dict, load_config, to_dict
 from actrl.data.prompts import PromptConfig, action_messages, parse_action, same_action
 from actrl.data.records import CriticPair, JsonlWriter, State, read_jsonl, read_trajectories, write_jsonl
 
@@ -228,14 +228,26 @@ def summarize(progress: Path) -> dict[str, int]:
     return dict(totals)
 
 
+def _construction_settings(cfg: PairsConfig) -> dict[str, Any]:
+    """The settings a pairs file depends on: the critic's answer format only shapes critic prompts,
+    which pair construction never renders (it samples from the action prompt)."""
+    settings = to_dict(cfg)
+    settings["prompt"].pop("critic_answer", None)
+    return settings
+
+
 def build_pairs(experts: str | Path, out: str | Path, cfg: PairsConfig, generator: Any = None) -> dict[str, Any]:
     """Build (or resume building) critic pairs from expert trajectories; returns the meta record."""
     experts, out = Path(experts), Path(out)
     progress = out.with_name(out.name + ".progress")
     meta_path = out.with_name(out.stem + ".meta.json")
-    settings = to_dict(cfg)
+    settings = _construction_settings(cfg)
     if meta_path.exists():
-        old = json.loads(meta_path.read_text())["settings"]
+        saved = json.loads(meta_path.read_text())["settings"]
+        try:  # through the config class: fields added since the file was written get their defaults
+            old = _construction_settings(from_dict(PairsConfig, saved, str(meta_path)))
+        except ConfigError:
+            old = saved
         if old != settings:
             changed = sorted(k for k in settings if settings[k] != old.get(k))
             raise ConfigError(

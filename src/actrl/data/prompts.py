@@ -17,6 +17,9 @@ Choices the paper left open:
 3. A critic answer naming both options, or neither, is a format failure (no parseable choice).
 4. `prefill`: the prompt ends with an assistant turn already holding the opening tag; generators
    return that prefix plus the continuation, so every parser sees the whole answer.
+5. `critic_answer`: the critic names its choice by number (default, "<answer>1</answer>") or by
+   copying the chosen action's text ("<answer>open door</answer>"); the paper only says the choice
+   goes in a parseable slot. Both parse to the same 1/2 choice, so rewards and metrics are unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from actrl.data.records import State
 
 Messages = list[dict[str, str]]
+CRITIC_ANSWERS = ("number", "action")
 
 
 @dataclass
@@ -44,8 +48,12 @@ class PromptConfig:
     prefill: bool = False
     """start the assistant's reply with the opening answer tag (<action> / <answer>) so a small model
     only fills the slot (choice 4); ignored when thinking is on."""
+    critic_answer: str = "number"
+    """how the critic names its choice: 'number' (Action 1 / 2) or 'action' (the action's text; choice 5)."""
 
     def validate(self) -> None:
+        if self.critic_answer not in CRITIC_ANSWERS:
+            raise ValueError(f"critic_answer='{self.critic_answer}': expected one of {', '.join(CRITIC_ANSWERS)}")
         if self.history_window < 0:
             raise ValueError(f"history_window={self.history_window}: expected >= 0")
         if self.max_observation_chars < 20:
@@ -118,13 +126,18 @@ def action_completion(action: str) -> str:
 
 def critic_messages(state: State, action_1: str, action_2: str, cfg: PromptConfig) -> Messages:
     """Critic prompt of the ACT stage: which of two candidate actions is better?"""
+    by_number = cfg.critic_answer == "number"
     if cfg.thinking:
-        ask = (
-            "Think about what each action would lead to inside <think>...</think>, then answer "
-            "with the number of the better action as <answer>1</answer> or <answer>2</answer>."
+        answer = (
+            "the number of the better action as <answer>1</answer> or <answer>2</answer>"
+            if by_number
+            else "the better action, copied exactly, as <answer>command</answer>"
         )
-    else:
+        ask = f"Think about what each action would lead to inside <think>...</think>, then answer with {answer}."
+    elif by_number:
         ask = "Answer with the number of the better action only, as <answer>1</answer> or <answer>2</answer>."
+    else:
+        ask = "Answer with the better action only, copied exactly, as <answer>command</answer>."
     body = render_state(state, cfg, with_admissible=False)
     body += f"\n\nAction 1: {action_1}\nAction 2: {action_2}\n\nWhich action is better? {ask}"
     messages = [{"role": "system", "content": CRITIC_SYSTEM}, {"role": "user", "content": body}]
