@@ -258,7 +258,16 @@ def test_position_collapse_is_flagged_and_logged_loudly(tmp_path, caplog):
         assert logs["act/position_collapse"] == (0.0 if rate == 0.5 else 1.0)
         assert logs["act/loss"] == 0.1
     assert caplog.text.count("POSITION COLLAPSE at step 7") == 2
+    assert "consider balance_orders=true" in caplog.text
     assert [m["act/position_collapse"] for m in read_metrics(tmp_path)] == [0.0, 1.0, 1.0]
+
+
+def test_collapse_advice_does_not_suggest_what_the_stage_already_does():
+    from actrl.train.act import collapse_advice
+
+    assert collapse_advice(ACTConfig(balance_orders=False)) == "consider balance_orders=true"
+    assert collapse_advice(ACTConfig(balance_orders=True, reward="choice")) == "consider reward=consistency"
+    assert "train more epochs" in collapse_advice(ACTConfig(balance_orders=True, reward="consistency"))
 
 
 def _completions(trainer, rows) -> list[list[int]]:

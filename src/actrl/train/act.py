@@ -139,6 +139,16 @@ def _pair_eval(cfg: ACTConfig, model: str, pairs: list[CriticPair], key: str) ->
     print(f"[actrl] held-out pair accuracy {key}: {json.dumps(record[key])}")
 
 
+def collapse_advice(cfg: ACTConfig) -> str:
+    """What the position-collapse warning suggests, given what this stage already does."""
+    if not cfg.balance_orders:
+        return "consider balance_orders=true"
+    if cfg.reward != "consistency":
+        return "consider reward=consistency"
+    # sampled answers swing between positions early on in runs that later learn (docs/sweep.md)
+    return "with balance_orders and the consistency reward on, train more epochs (docs/sweep.md)"
+
+
 def act_trainer(cfg: ACTConfig, model: Any, tok: Any, peft_config: Any, train_dataset: Any) -> ActGRPOTrainer:
     """TRL's GRPO trainer (with actrl's additions) for critic rows already in TRL's prompt format."""
     reward = act_choice_reward
@@ -190,7 +200,7 @@ def train_act(cfg: ACTConfig, pairs_path: str | None = None) -> Path:
     for row in train_rows:
         row["prompt"], row["reply_prefix"] = trl_prompt(row["prompt"], tok, thinking)
     trainer = act_trainer(cfg, model, tok, peft_config, Dataset.from_list(train_rows))
-    attach(trainer, cfg.output_dir, "act")
+    attach(trainer, cfg.output_dir, "act", collapse_advice=collapse_advice(cfg))
     final = run_trainer(trainer, cfg, "act")
     del trainer, model
     gc.collect()

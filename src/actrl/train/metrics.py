@@ -44,9 +44,10 @@ def _clean(value: Any) -> Any:
 class StageMetrics(TrainerCallback):
     """Adds `<stage>/...` aliases, flags position collapse, and appends each log to metrics.jsonl."""
 
-    def __init__(self, output_dir: str | Path, stage: str):
+    def __init__(self, output_dir: str | Path, stage: str, collapse_advice: str = "consider balance_orders=true"):
         self.path = Path(output_dir) / METRICS_FILE
         self.stage = stage
+        self.collapse_advice = collapse_advice
 
     def on_log(self, args, state, control, logs: dict[str, Any] | None = None, **kwargs):
         if logs is None:
@@ -61,8 +62,8 @@ class StageMetrics(TrainerCallback):
             if collapsed and state.is_world_process_zero:
                 log.warning(
                     "POSITION COLLAPSE at step %d: act/pick_first_rate=%.2f is outside [%.1f, %.1f]; the critic "
-                    "answers by position, not by action. Check held-out pair accuracy; consider balance_orders=true.",
-                    state.global_step, rate, *COLLAPSE_BAND,
+                    "answers by position, not by action. Check held-out pair accuracy; %s.",
+                    state.global_step, rate, *COLLAPSE_BAND, self.collapse_advice,
                 )
         if state.is_world_process_zero:
             record = {"step": state.global_step, "epoch": _clean(state.epoch)}
@@ -72,9 +73,9 @@ class StageMetrics(TrainerCallback):
                 f.write(json.dumps(record) + "\n")
 
 
-def attach(trainer: Any, output_dir: str | Path, stage: str) -> StageMetrics:
+def attach(trainer: Any, output_dir: str | Path, stage: str, **kwargs: Any) -> StageMetrics:
     """Put StageMetrics first among the trainer's callbacks (before report_to integrations see the logs)."""
-    cb = StageMetrics(output_dir, stage)
+    cb = StageMetrics(output_dir, stage, **kwargs)
     trainer.callback_handler.callbacks.insert(0, cb)
     return cb
 
