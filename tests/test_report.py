@@ -56,3 +56,21 @@ def test_no_difference_line_without_per_state_predictions(tmp_path):
     run = _write_run(tmp_path, 0, il=[True], act_il=[False])
     (run / "eval" / "il" / "next_action.predictions.jsonl").unlink()
     assert difference_line([run]) is None
+
+
+def test_curves_come_only_from_the_stages_behind_the_evaluated_methods(tmp_path):
+    from actrl.report import _stage_curves
+
+    run = tmp_path / "seed0"
+    stages = run / "stages"
+    for name, start in (("act-new", "default"), ("il-after", "runs/x/seed0/stages/act-new/final"),
+                        ("il-plain", "default"), ("act-old", "default")):  # act-old: an earlier setting
+        (stages / name).mkdir(parents=True)
+        (stages / name / "metrics.jsonl").write_text(json.dumps({"step": 1, "act/reward": 0.5}) + "\n")
+        (stages / name / "config.yaml").write_text(f"stage: x\nconfig:\n  model:\n    name: {start}\n")
+    for slug, model in (("prompt", "default"), ("il", "runs/x/seed0/stages/il-plain/final"),
+                        ("act_il", "runs/x/seed0/stages/il-after/final")):
+        (run / "eval" / slug).mkdir(parents=True)
+        (run / "eval" / slug / "metrics.json").write_text(json.dumps({"key": "k", "model": model, "metrics": {}}))
+    curves = _stage_curves([run])
+    assert sorted(p.name for kind in curves.values() for p, _ in kind) == ["act-new", "il-after", "il-plain"]

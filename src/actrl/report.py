@@ -121,11 +121,37 @@ def markdown_table(table: dict[str, dict[str, list[float]]], paper_model: bool =
     return "\n".join(rows)
 
 
+def _used_stages(run: Path) -> set[str] | None:
+    """Names of the stage dirs behind the evaluated methods (each method's final model and the stages
+    it started from); None when the run has no evaluations yet. A run dir can hold stages of earlier
+    settings, which the plots must not mix in."""
+    import yaml
+
+    todo = []
+    for cached in run.glob("eval/*/metrics.json"):
+        todo.append(str(json.loads(cached.read_text()).get("model", "")))
+    if not todo:
+        return None
+    used: set[str] = set()
+    while todo:
+        stage = Path(todo.pop()).parent.name  # <stage dir>/final
+        if not stage or stage in used or not (run / "stages" / stage).is_dir():
+            continue
+        used.add(stage)
+        config = run / "stages" / stage / "config.yaml"
+        if config.exists():
+            todo.append(str(yaml.safe_load(config.read_text())["config"]["model"]["name"]))
+    return used
+
+
 def _stage_curves(run_dirs: list[Path]) -> dict[str, list[tuple[Path, list[dict[str, Any]]]]]:
-    """stage kind (act, il, rl, ...) -> [(stage dir, metrics rows)]."""
+    """stage kind (act, il, rl, ...) -> [(stage dir, metrics rows)] of the stages the methods used."""
     curves: dict[str, list[tuple[Path, list[dict[str, Any]]]]] = defaultdict(list)
     for run in run_dirs:
+        used = _used_stages(run)
         for metrics in sorted(run.glob("stages/*/metrics.jsonl")):
+            if used is not None and metrics.parent.name not in used:
+                continue
             kind = metrics.parent.name.split("-")[0]
             rows = read_jsonl(metrics, allow_torn_tail=True) if metrics.stat().st_size else []
             if rows:
