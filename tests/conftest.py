@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# no per-example deadline: property tests of pure functions failed it on a CPU busy with training
+settings.register_profile("actrl", deadline=None)
+settings.load_profile("actrl")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -120,6 +120,15 @@ def test_choice_sft_targets_the_expert_position_and_trains(tmp_path, tiny_model_
     assert any("choice_sft/loss" in r for r in logged) and any("choice_sft/eval_loss" in r for r in logged)
 
 
+def test_choice_sft_targets_the_expert_action_text_when_the_critic_answers_by_action(tmp_path):
+    pairs = read_pairs(PAIRS)
+    cfg = load_config(ChoiceSFTConfig, None, overrides(output_dir=tmp_path / "choice", **{"prompt.critic_answer": "action"}))
+    for r in choice_rows(pairs, cfg, both_orders=True)[:6]:
+        pair = next(p for p in pairs if p.pair_id == r["pair_id"])
+        assert "copied exactly" in r["prompt"][-1]["content"]
+        assert r["completion"][0]["content"] == f"<answer>{pair.expert_action}</answer>"
+
+
 def test_choice_sft_and_act_answer_only_refuse_a_thinking_prompt(tmp_path):
     for cls in (ChoiceSFTConfig, ACTAnswerOnlyConfig):
         with pytest.raises(ConfigError, match="prompt.thinking=true"):

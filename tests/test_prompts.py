@@ -65,9 +65,14 @@ def test_critic_answer_by_action_asks_for_the_text_and_parses_to_the_same_choice
     ask = messages[1]["content"]
     assert "copied exactly, as <answer>command</answer>" in ask and "<answer>1</answer>" not in ask
     assert (messages[-1] == {"role": "assistant", "content": "<answer>"}) is not thinking
-    assert parse_choice("<answer>Open door</answer>", "go north", "open door") == 2
-    assert parse_choice("<answer>go north.</answer>", "go north", "open door") == 1
-    assert parse_choice("<answer>go</answer>", "go north", "open door") is None  # a partial copy names neither
+    def choice(answer):
+        return parse_choice(answer, "go north", "open door", critic_answer="action")
+
+    assert choice("<answer>Open door</answer>") == 2 and choice("<answer>go north.</answer>") == 1
+    assert choice("<answer>go</answer>") is None  # a partial copy names neither
+    # asked for the text, a number is a format failure (the number format still accepts the text)
+    assert choice("<answer>2</answer>") is None and choice("<answer>Action 1</answer>") is None
+    assert parse_choice("<answer>open door</answer>", "go north", "open door") == 2
 
 
 def test_unknown_critic_answer_is_refused():

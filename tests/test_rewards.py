@@ -252,3 +252,17 @@ def test_expected_reward_with_position_penalty_peaks_at_balance_and_keeps_its_sl
     assert max((expected(p / 10), p / 10) for p in range(11))[1] == 0.5
     # stepping back from collapse (p 1.0 -> 0.9) gains more than without the penalty (0.09)
     assert expected(0.9) - expected(1.0) > 0.09 and expected(0.1) - expected(0.0) > 0.09
+
+
+def test_act_rewards_score_a_number_as_a_format_failure_when_the_action_text_was_asked():
+    # the expert action is "open door" throughout: option 2 in rows 0-1, option 1 in rows 2-3
+    answers = ["<answer>open door</answer>", "<answer>2</answer>", "<answer>open door</answer>", "<answer>1</answer>"]
+    cols = dict(expert_position=[2, 2, 1, 1], pair_id=["p"] * 4,
+                action_1=["go north", "go north", "open door", "open door"],
+                action_2=["open door", "open door", "go north", "go north"])
+    by_number = act_consistency_reward(answers, **cols, critic_answer=["number"] * 4)
+    by_action = act_consistency_reward(answers, **cols, critic_answer=["action"] * 4)
+    assert by_number == [1.0, 1.0, 1.0, 1.0]  # numbers and texts both parse there
+    assert by_action == [1.0, -0.5, 1.0, -0.5]  # text answers right in both orders; numbers unparseable
+    assert act_choice_reward(answers, **{k: v for k, v in cols.items() if k != "pair_id"},
+                             critic_answer=["action"] * 4) == [1.0, -0.5, 1.0, -0.5]

@@ -17,9 +17,10 @@ Choices the paper left open:
 3. A critic answer naming both options, or neither, is a format failure (no parseable choice).
 4. `prefill`: the prompt ends with an assistant turn already holding the opening tag; generators
    return that prefix plus the continuation, so every parser sees the whole answer.
-5. `critic_answer`: the critic names its choice by number (default, "<answer>1</answer>") or by
-   copying the chosen action's text ("<answer>open door</answer>"); the paper only says the choice
-   goes in a parseable slot. Both parse to the same 1/2 choice, so rewards and metrics are unchanged.
+5. `critic_answer`: the critic names its choice by number (default, "<answer>1</answer>"; the action
+   text is accepted too) or by copying the chosen action's text ("<answer>open door</answer>"; then
+   a bare number is a format failure, else a model asked for the text drifts back to numbers under
+   RL: measured, docs/sweep.md); the paper only says the choice goes in a parseable slot.
 """
 
 from __future__ import annotations
@@ -198,8 +199,10 @@ def parse_action(text: str) -> str | None:
     return inner or None
 
 
-def parse_choice(text: str, action_1: str, action_2: str) -> int | None:
+def parse_choice(text: str, action_1: str, action_2: str, critic_answer: str = "number") -> int | None:
     """1 or 2 from the critic's <answer> slot (a number, "Action N", or the action text); else None.
+
+    With critic_answer="action" only the action text counts (choice 5).
 
     >>> parse_choice('<answer>2</answer>', 'go north', 'open door')
     2
@@ -209,13 +212,15 @@ def parse_choice(text: str, action_1: str, action_2: str) -> int | None:
     2
     >>> parse_choice('<answer>1 or 2</answer>', 'go north', 'open door') is None
     True
+    >>> parse_choice('<answer>2</answer>', 'go north', 'open door', critic_answer='action') is None
+    True
     """
     inner = _tag(text, "answer")
     if inner is None:
         return None
     ans = normalize_action(inner)
     numbers = set(re.findall(r"\b([12])\b", ans))
-    if len(numbers) == 1 and re.fullmatch(r"(action|option)?\s*[12]\s*[:.)]?.*", ans):
+    if critic_answer == "number" and len(numbers) == 1 and re.fullmatch(r"(action|option)?\s*[12]\s*[:.)]?.*", ans):
         n = int(numbers.pop())
         rest = re.sub(r"^(action|option)?\s*[12]\s*[:.)]?\s*", "", ans)
         # "1: go north" is fine; "1: open door" (number and the other option's text) is ambiguous

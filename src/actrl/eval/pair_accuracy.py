@@ -67,7 +67,8 @@ def pair_accuracy(
     outputs = gen.generate([critic_messages(p.state, *_shown(p, pos), prompt_cfg) for p, pos in asked], sampling)
     # per question, per sample: 1 right, 0 wrong, None no parseable choice
     scored = [
-        [None if (c := act_choice(text, *_shown(p, pos))) is None else int(c == pos) for text in samples]
+        [None if (c := act_choice(text, *_shown(p, pos), prompt_cfg.critic_answer)) is None else int(c == pos)
+         for text in samples]
         for (p, pos), samples in zip(asked, outputs, strict=True)
     ]
     answers = [(pos, r) for (_, pos), row in zip(asked, scored, strict=True) for r in row]

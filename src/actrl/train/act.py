@@ -107,6 +107,7 @@ def critic_rows(pairs: list[CriticPair], prompt_cfg: PromptConfig, both_orders: 
                     "action_2": a2,
                     "pair_id": p.pair_id,
                     "task_id": p.task_id,
+                    "critic_answer": prompt_cfg.critic_answer,
                 }
             )
     return rows

@@ -68,13 +68,15 @@ def _log(log_metric: Callable[[str, float], None] | None, metrics: dict[str, flo
             log_metric(name, value)
 
 
-def act_choice(completion: Completion, action_1: str | None = None, action_2: str | None = None) -> int | None:
+def act_choice(
+    completion: Completion, action_1: str | None = None, action_2: str | None = None, critic_answer: str = "number"
+) -> int | None:
     """The critic's choice (1 or 2) in a completion; None when it is missing or ambiguous.
 
     >>> act_choice('<think>2 leads nowhere</think><answer>1</answer>')
     1
     """
-    return parse_choice(completion_text(completion), action_1 or "", action_2 or "")
+    return parse_choice(completion_text(completion), action_1 or "", action_2 or "", critic_answer)
 
 
 def _texts(completions: Sequence[Completion], reply_prefix: Sequence[str] | None) -> list[str]:
@@ -83,11 +85,13 @@ def _texts(completions: Sequence[Completion], reply_prefix: Sequence[str] | None
     return [p + completion_text(c) for p, c in zip(prefixes, completions, strict=True)]
 
 
-def _act_choices(completions, action_1, action_2, reply_prefix) -> list[int | None]:
+def _act_choices(completions, action_1, action_2, reply_prefix, critic_answer=None) -> list[int | None]:
     n = len(completions)
     a1 = action_1 if action_1 is not None else [None] * n
     a2 = action_2 if action_2 is not None else [None] * n
-    return [act_choice(c, x, y) for c, x, y in zip(_texts(completions, reply_prefix), a1, a2, strict=True)]
+    how = critic_answer if critic_answer is not None else ["number"] * n
+    texts = _texts(completions, reply_prefix)
+    return [act_choice(c, x, y, h) for c, x, y, h in zip(texts, a1, a2, how, strict=True)]
 
 
 def _choice_metrics(choices: Sequence[int | None], expert_position: Sequence[int], rewards: Sequence[float]):
@@ -106,18 +110,20 @@ def act_choice_reward(
     action_1: Sequence[str] | None = None,
     action_2: Sequence[str] | None = None,
     reply_prefix: Sequence[str] | None = None,
+    critic_answer: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> list[float]:
     """ACT reward: 1 if the chosen option is the expert action, 0 if not, -0.5 if no parseable choice.
 
     action_1/action_2 (the options as shown) let an answer name the action text instead of its number;
-    reply_prefix is the prefilled start of each reply ("<answer>") when the prompt had one.
+    reply_prefix is the prefilled start of each reply ("<answer>") when the prompt had one;
+    critic_answer is each row's asked answer format (PromptConfig.critic_answer; "number" if absent).
 
     >>> act_choice_reward(['<answer>2</answer>', '<answer>1</answer>', 'no idea', '<answer>open door</answer>'],
     ...                   expert_position=[2, 2, 2, 2], action_1=['go north'] * 4, action_2=['open door'] * 4)
     [1.0, 0.0, -0.5, 1.0]
     """
-    choices = _act_choices(completions, action_1, action_2, reply_prefix)
+    choices = _act_choices(completions, action_1, action_2, reply_prefix, critic_answer)
     rewards = [
         FORMAT_PENALTY if ch is None else (ACT_CORRECT if ch == int(pos) else ACT_WRONG)
         for ch, pos in zip(choices, expert_position, strict=True)
@@ -134,6 +140,7 @@ def act_consistency_reward(
     action_2: Sequence[str] | None = None,
     reply_prefix: Sequence[str] | None = None,
     position_penalty: float = 0.0,
+    critic_answer: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> list[float]:
     """ACT reward against position collapse: 1 only when a pair is judged right in both orders (choice 4).
@@ -148,7 +155,7 @@ def act_consistency_reward(
     ...                        expert_position=[1, 1, 2, 2], pair_id=['p', 'p', 'p', 'p'], position_penalty=0.5)
     [1.0, -0.5, 1.0, -0.5]
     """
-    choices = _act_choices(completions, action_1, action_2, reply_prefix)
+    choices = _act_choices(completions, action_1, action_2, reply_prefix, critic_answer)
     correct = [ch == int(pos) for ch, pos in zip(choices, expert_position, strict=True)]
     rows: dict[tuple[str, int], list[int]] = {}
     for i, (pid, pos) in enumerate(zip(pair_id, expert_position, strict=True)):

@@ -49,11 +49,14 @@ class ChoiceSFTConfig(SFTStageConfig):
 
 
 def choice_rows(pairs: list[CriticPair], cfg: ChoiceSFTConfig, both_orders: bool) -> list[dict[str, Any]]:
-    """One row per critic prompt: the completion names the expert action's position."""
-    return [
-        sft_row(r["prompt"], f"<answer>{r['expert_position']}</answer>", False, pair_id=r["pair_id"])
-        for r in critic_rows(pairs, cfg.prompt, both_orders)
-    ]
+    """One row per critic prompt: the completion names the expert action (its position, or its text
+    with prompt.critic_answer=action)."""
+    by_text = cfg.prompt.critic_answer == "action"
+    rows = []
+    for r in critic_rows(pairs, cfg.prompt, both_orders):
+        answer = r[f"action_{r['expert_position']}"] if by_text else r["expert_position"]
+        rows.append(sft_row(r["prompt"], f"<answer>{answer}</answer>", False, pair_id=r["pair_id"]))
+    return rows
 
 
 def train_choice_sft(cfg: ChoiceSFTConfig, pairs_path: str | None = None) -> Path:
