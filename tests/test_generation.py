@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 from actrl.config import ConfigError
-from actrl.models.generation import HFGenerator, SamplingConfig, make_generator, vllm_available
+from actrl.models.generation import HFGenerator, SamplingConfig, make_generator, render_chat, vllm_available
 from actrl.models.loading import ModelConfig
 
 PROMPTS = [
@@ -65,6 +65,27 @@ def test_same_seed_same_samples_other_seed_other_samples(varied):
     c = varied.generate(PROMPTS, SamplingConfig(seed=8, **cfg))
     assert a == b
     assert a != c
+
+
+def test_shared_prompt_cache_gives_the_samples_of_plain_generate(varied):
+    """n samples from one prefill per prompt (the default) = generate's n prefills, same seed."""
+    cfg = SamplingConfig(temperature=1.0, n=3, max_new_tokens=8, batch_size=4, seed=5, stop=["."])
+    seen: list[int] = []  # token positions each forward pass computes (rows x length)
+    hook = varied.model.model.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["input_ids"].numel()), with_kwargs=True)
+    try:
+        shared = varied.generate(PROMPTS, cfg)
+        shared_tokens, seen[:] = sum(seen), []
+        varied.share_prompt_cache = False
+        plain = varied.generate(PROMPTS, cfg)
+        plain_tokens = sum(seen)
+    finally:
+        varied.share_prompt_cache = True
+        hook.remove()
+    assert shared == plain
+    assert all(len(set(o)) > 1 for o in shared), "the samples of one prompt should differ"
+    # the prompts (padded) went through the model once instead of 3 times; decoding is the same
+    prompt_tokens = sum(len(varied.tokenizer(render_chat(varied.tokenizer, p), add_special_tokens=False).input_ids) for p in PROMPTS)
+    assert plain_tokens - shared_tokens >= 2 * prompt_tokens - 3 * len(PROMPTS)
 
 
 def test_stop_string_cuts_generation_and_is_kept(varied):

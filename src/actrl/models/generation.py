@@ -13,11 +13,15 @@ Choices the paper left open:
    prefilled reply start (a trailing assistant turn, `PromptConfig.prefill`) is put back in front.
 2. Sampling is seeded per batch (seed + batch index) so a rerun with the same batch size
    reproduces its samples; results do not depend on prompt order within a call.
+3. With n > 1 samples per prompt, the HF backend prefills each prompt once and copies its KV cache
+   n times (`share_prompt_cache`), instead of `generate`'s n identical prefills: prefill is
+   FLOP-bound on a CPU (docs/cpu-speed.md). Same samples as plain `generate` (tested).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -89,10 +93,12 @@ def _cut_at_stop(text: str, stop: list[str]) -> str:
 class HFGenerator:
     """transformers generation, batched across prompts with left padding and the KV cache."""
 
-    def __init__(self, model: Any, tokenizer: Any, thinking: bool | None = None):
+    def __init__(self, model: Any, tokenizer: Any, thinking: bool | None = None, share_prompt_cache: bool = True):
         self.model = model
         self.tokenizer = tokenizer
         self.thinking = thinking
+        self.share_prompt_cache = share_prompt_cache
+        """n > 1 samples: prefill each prompt once and copy its KV cache n times (choice 3)."""
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -133,7 +139,10 @@ class HFGenerator:
             ).to(device)
             torch.manual_seed(sampling.seed + b)
             with torch.inference_mode():
-                out = self.model.generate(**enc, **gen_kwargs)
+                if gen_kwargs["num_return_sequences"] > 1 and self.share_prompt_cache:
+                    out = self._generate_from_shared_prefill(enc, gen_kwargs)
+                else:
+                    out = self.model.generate(**enc, **gen_kwargs)
             new = out[:, enc["input_ids"].shape[1] :]
             decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
             per = gen_kwargs["num_return_sequences"]
@@ -142,6 +151,32 @@ class HFGenerator:
                 outs = [prefix + _cut_at_stop(d, sampling.stop) for d in decoded[j * per : (j + 1) * per]]
                 results[i] = outs * sampling.n if greedy else outs  # greedy: n identical copies
         return results
+
+    def _generate_from_shared_prefill(self, enc: Any, gen_kwargs: dict[str, Any]) -> Any:
+        """`generate` with n samples per row, the prompt prefilled once per row (choice 3).
+
+        All prompt tokens but the last go through one forward pass; the cache is repeated n times
+        and `generate` continues from it (it feeds only the uncached last token, then samples).
+        Positions follow the left padding as `generate` computes them (attention-mask cumsum).
+        """
+        n = gen_kwargs["num_return_sequences"]
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        prefill = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], use_cache=True)
+        name = cache_argument(self.model)
+        cache = prefill[name]
+        cache.batch_repeat_interleave(n)
+        return self.model.generate(
+            input_ids=ids.repeat_interleave(n, dim=0),
+            attention_mask=mask.repeat_interleave(n, dim=0),
+            **{name: cache},
+            **{**gen_kwargs, "num_return_sequences": 1},
+        )
+
+
+def cache_argument(model: Any) -> str:
+    """The name under which a model takes and returns a KV cache: `cache` (newer transformers 5.x) or `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 class VLLMGenerator:

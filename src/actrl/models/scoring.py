@@ -8,11 +8,10 @@ prompt's forward pass instead of 32 (tested equal to scoring each full sequence)
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from actrl.data.prompts import reply_prefix
-from actrl.models.generation import Messages, render_chat
+from actrl.models.generation import Messages, cache_argument, render_chat
 
 
 def completion_logprobs(generator: Any, prompt: Messages, completions: list[str]) -> list[float]:
@@ -34,12 +33,10 @@ def completion_logprobs(generator: Any, prompt: Messages, completions: list[str]
     mask = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in cands], device=device)
     with torch.inference_mode():
         first = model(input_ids=torch.tensor([prefix], device=device), use_cache=True)
-        cache = first.past_key_values
+        cache = first[cache_argument(model)]
         cache.batch_repeat_interleave(n)
         attention = torch.cat([torch.ones(n, len(prefix), dtype=mask.dtype, device=device), mask], dim=1)
-        # transformers >= 5.x names the argument `cache`; older releases `past_key_values`
-        cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-        rest = model(input_ids=ids, attention_mask=attention, use_cache=False, **{cache_arg: cache})
+        rest = model(input_ids=ids, attention_mask=attention, use_cache=False, **{cache_argument(model): cache})
         logits = torch.cat([first.logits[:, -1:].float().expand(n, 1, -1), rest.logits[:, :-1].float()], dim=1)
         logp = torch.log_softmax(logits, dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     return (logp * mask).sum(dim=1).tolist()
