@@ -314,3 +314,34 @@ def test_stop_at_closing_tag_needs_a_prefilled_tag_and_no_reasoning(tmp_path):
         act_config(tmp_path, "default", stop_at_closing_tag=True)
     with pytest.raises(ConfigError, match="stop_at_closing_tag=true needs"):
         act_config(tmp_path, "default", stop_at_closing_tag=True, **{"prompt.prefill": True, "prompt.thinking": True})
+
+
+def test_trl_generation_prefills_each_prompt_once_and_samples_what_plain_generation_samples(tmp_path, primed):
+    """share_prompt_prefill (default): each group's prompt is prefilled once, its cache copied to G rows."""
+    from datasets import Dataset
+
+    from actrl.train.act import act_trainer
+    from actrl.train.common import load_policy, trl_prompt
+
+    rows = None
+    completions = {}
+    for share in (True, False):
+        cfg = act_config(tmp_path / str(share), primed, **{"prompt.prefill": True, "share_prompt_prefill": share,
+                                                           "max_completion_length": 12})
+        model, tok, _ = load_policy(cfg)
+        rows = critic_rows(read_pairs(PAIRS)[:3], cfg.prompt, both_orders=False)
+        for row in rows:
+            row["prompt"], row["reply_prefix"] = trl_prompt(row["prompt"], tok, False)
+        trainer = act_trainer(cfg, model, tok, None, Dataset.from_list(rows))
+        assert getattr(trainer.model.generate, "shares_prompt_prefill", False) is share
+        shapes = []
+        hook = trainer.model.model.register_forward_pre_hook(
+            lambda m, a, kw: shapes.append(tuple(kw["input_ids"].shape)), with_kwargs=True)
+        torch.manual_seed(0)
+        completions[share] = _completions(trainer, rows)
+        hook.remove()
+        # the prompts go through the model once (3 rows) with sharing, G times (12 rows) without
+        prefilled = [rows_ for rows_, length in shapes if length > 1]
+        assert prefilled == ([3] if share else [12])
+    assert completions[True] == completions[False]
+    assert len({tuple(c) for c in completions[True]}) > 1

@@ -139,8 +139,10 @@ class HFGenerator:
             ).to(device)
             torch.manual_seed(sampling.seed + b)
             with torch.inference_mode():
-                if gen_kwargs["num_return_sequences"] > 1 and self.share_prompt_cache:
-                    out = self._generate_from_shared_prefill(enc, gen_kwargs)
+                n = gen_kwargs["num_return_sequences"]
+                if n > 1 and self.share_prompt_cache:
+                    rows = {k: v.repeat_interleave(n, dim=0) for k, v in enc.items()}
+                    out = generate_sharing_prompts(self.model, **rows, **{**gen_kwargs, "num_return_sequences": 1})
                 else:
                     out = self.model.generate(**enc, **gen_kwargs)
             new = out[:, enc["input_ids"].shape[1] :]
@@ -152,31 +154,54 @@ class HFGenerator:
                 results[i] = outs * sampling.n if greedy else outs  # greedy: n identical copies
         return results
 
-    def _generate_from_shared_prefill(self, enc: Any, gen_kwargs: dict[str, Any]) -> Any:
-        """`generate` with n samples per row, the prompt prefilled once per row (choice 3).
 
-        All prompt tokens but the last go through one forward pass; the cache is repeated n times
-        and `generate` continues from it (it feeds only the uncached last token, then samples).
-        Positions follow the left padding as `generate` computes them (attention-mask cumsum).
-        """
-        n = gen_kwargs["num_return_sequences"]
-        ids, mask = enc["input_ids"], enc["attention_mask"]
-        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        prefill = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], use_cache=True)
-        name = cache_argument(self.model)
-        cache = prefill[name]
-        cache.batch_repeat_interleave(n)
-        return self.model.generate(
-            input_ids=ids.repeat_interleave(n, dim=0),
-            attention_mask=mask.repeat_interleave(n, dim=0),
-            **{name: cache},
-            **{**gen_kwargs, "num_return_sequences": 1},
-        )
+def generate_sharing_prompts(model: Any, input_ids: Any, attention_mask: Any, generate: Any = None, **kwargs: Any) -> Any:
+    """`model.generate` on rows where equal prompts sit next to each other (n samples per prompt,
+    GRPO groups), with each distinct prompt prefilled once (choice 3).
+
+    All prompt tokens but the last go through one forward pass per distinct row; the cache rows are
+    copied to every row of their group and `generate` continues from them (it feeds only the
+    uncached last token, then samples). Positions follow left padding as `generate` computes them.
+    `generate`: the plain generate function (default `model.generate`). Same output as plain
+    generate for the same torch seed: the prefill draws no random numbers.
+    """
+    import torch
+
+    generate = generate or model.generate
+    config = kwargs.get("generation_config")
+    if input_ids.shape[1] < 2 or getattr(config, "cache_implementation", None) or cache_argument(model) in kwargs:
+        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    same = (input_ids[1:] == input_ids[:-1]).all(-1) & (attention_mask[1:] == attention_mask[:-1]).all(-1)
+    group = torch.cat([torch.zeros(1, dtype=torch.long, device=input_ids.device), (~same).long().cumsum(0)])
+    first = torch.cat([torch.ones(1, dtype=torch.bool, device=input_ids.device), ~same])
+    if int(first.sum()) == len(input_ids):  # no repeated prompt: nothing to share
+        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    ids, mask = input_ids[first], attention_mask[first]
+    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    name = cache_argument(model)
+    with torch.no_grad():
+        prefill = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], use_cache=True)
+    if name not in prefill:  # caching off (e.g. gradient checkpointing in train mode): plain generate
+        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    cache = prefill[name]
+    cache.batch_select_indices(group)
+    return generate(input_ids=input_ids, attention_mask=attention_mask, **{name: cache}, **kwargs)
+
+
+def share_prompt_prefill(model: Any) -> None:
+    """Route `model.generate` (as TRL's GRPOTrainer calls it) through `generate_sharing_prompts`."""
+    import functools
+
+    if getattr(model.generate, "shares_prompt_prefill", False):
+        return
+    model.generate = functools.partial(generate_sharing_prompts, model, generate=model.generate)
+    model.generate.shares_prompt_prefill = True
 
 
 def cache_argument(model: Any) -> str:
     """The name under which a model takes and returns a KV cache: `cache` (newer transformers 5.x) or `past_key_values`."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT wraps the model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 class VLLMGenerator:

@@ -169,6 +169,7 @@ def act_trainer(cfg: ACTConfig, model: Any, tok: Any, peft_config: Any, train_da
         max_resample_rounds=cfg.max_resample_rounds,
         balance_orders=cfg.balance_orders,
         stop_token_ids=(closing_tag_token(tok, CLOSING_TAG),) if cfg.stops_at_closing_tag() else (),
+        share_prompt_prefill=cfg.share_prompt_prefill,
     )
 
 

@@ -33,6 +33,7 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
 from actrl.models.generation import chat_template_kwargs
+from actrl.models.generation import share_prompt_prefill as share_prompt_prefill_of
 from actrl.train.common import StageConfig, trainer_args, world_size
 
 ZERO_STD_POLICIES = ("keep", "drop", "resample")
@@ -75,6 +76,10 @@ class GRPOStageConfig(StageConfig):
     """end each sampled completion at the closing tag of its answer (</answer> in ACT, </action> in RL),
     as evaluation does, so no token after the answer is sampled or trained. None: on when
     prompt.prefill is on and thinking off (then the tag's last token cannot occur earlier)."""
+    share_prompt_prefill: bool = True
+    """transformers generation: prefill each prompt once per group and copy its KV cache to the G
+    completions (TRL prefills all G copies); same samples, less prefill (docs/cpu-speed.md). Used on
+    one process and DDP; not with DeepSpeed/FSDP (untested there) or vLLM."""
 
     def validate(self) -> None:
         super().validate()
@@ -209,6 +214,7 @@ class ActGRPOTrainer(GRPOTrainer):
         max_resample_rounds: int = 2,
         balance_orders: bool = False,
         stop_token_ids: tuple[int, ...] = (),
+        share_prompt_prefill: bool = False,
         **kwargs: Any,
     ):
         if zero_std_groups not in ZERO_STD_POLICIES:
@@ -223,6 +229,8 @@ class ActGRPOTrainer(GRPOTrainer):
             self.eos_token_ids = [*self.eos_token_ids, *(t for t in stop_token_ids if t not in self.eos_token_ids)]
             self.generation_kwargs["eos_token_id"] = self.eos_token_ids
             self.generation_config.eos_token_id = self.eos_token_ids
+        if share_prompt_prefill and not self.use_vllm and not (self.is_deepspeed_enabled or self.is_fsdp_enabled):
+            share_prompt_prefill_of(self.accelerator.unwrap_model(self.model))
         self._resample_rng = torch.Generator().manual_seed(self.args.seed + 7919 * self.accelerator.process_index)
 
     # Override 1 of 3: the sampler must keep both orders of a pair in one generation batch.
