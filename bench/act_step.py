@@ -7,6 +7,7 @@ times, tokens/s and ratios against the first setting. Nothing is asserted: speed
     .venv/bin/python bench/act_step.py                       # fp32 vs bf16 autocast vs LoRA on bf16
     .venv/bin/python bench/act_step.py --steps 4 --settings fp32 bf16 --model default
     .venv/bin/python bench/act_step.py --settings bf16-trl-head bf16   # TRL's log-prob head vs actrl's
+    .venv/bin/python bench/act_step.py --settings bf16-g-prefills bf16 # G prefills per prompt vs one
 
 Run it on a quiet machine: other processes on the cores distort every number.
 """
@@ -35,6 +36,7 @@ SETTINGS = {
     "fp32-gc": ["model.dtype=float32", "gradient_checkpointing=true"],
     "bf16-no-stop": ["model.dtype=bfloat16", "stop_at_closing_tag=false"],  # completions run on past </answer>
     "bf16-trl-head": ["model.dtype=bfloat16"],  # TRL's fused head scoring every position (compact_lm_head off)
+    "bf16-g-prefills": ["model.dtype=bfloat16", "share_prompt_prefill=false"],  # TRL prefills each prompt G times
 }
 TRL_HEAD = {"bf16-trl-head"}
 
