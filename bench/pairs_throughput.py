@@ -26,10 +26,13 @@ def main() -> None:
     parser.add_argument("--states", type=int, default=16)
     parser.add_argument("--k", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-new-tokens", type=int, default=24)
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--plain-prompt", action="store_true",
+                        help="the default prompt (no prefilled <action> tag, full history) instead of quality-twx's")
     args = parser.parse_args()
 
     from actrl.data.experts import collect
+    from actrl.data.prompts import PromptConfig
     from actrl.data.pairs import PairsConfig, build_pairs
     from actrl.data.records import Trajectory, read_trajectories, write_jsonl
     from actrl.models.generation import HFGenerator
@@ -45,8 +48,10 @@ def main() -> None:
     write_jsonl(tmp / "experts.jsonl", [t.to_dict() for t in kept])
     n_states = sum(len(t.steps) for t in kept)
     gen = HFGenerator.load(args.model)
+    # the quality-twx recipe's prompt: the default model's samples parse (the tag is prefilled)
+    prompt = PromptConfig() if args.plain_prompt else PromptConfig(history_window=1, max_observation_chars=300, prefill=True)
     base = dict(model=args.model, k=args.k, max_new_tokens=args.max_new_tokens, resample_rounds=0,
-                fallback="admissible_random", backend="transformers")
+                fallback="admissible_random", backend="transformers", prompt=prompt)
     results = {}
     batched = dict(batch_size=args.batch_size, states_per_chunk=64)
     for mode, extra, share in (("batched", batched, True), ("batched, 2K prefills", batched, False),
@@ -55,7 +60,7 @@ def main() -> None:
         t0 = time.perf_counter()
         meta = build_pairs(tmp / "experts.jsonl", tmp / f"{mode}.jsonl".replace(" ", "_"), PairsConfig(**base, **extra), gen)
         results[mode] = (time.perf_counter() - t0, meta["counts"])
-    print(f"model {args.model}; {n_states} expert states; K={args.k}; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"model {args.model}; {'plain' if args.plain_prompt else 'quality-twx'} prompt; {n_states} expert states; K={args.k}; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for mode, (secs, c) in results.items():
         print(f"{mode:>20}: {secs:7.1f} s  {60 * n_states / secs:7.1f} states/min  {60 * c['pairs'] / secs:7.1f} pairs/min  "
               f"(samples {c['samples']}, unparseable {c['dropped_unparseable']}, pairs {c['pairs']})")
