@@ -113,3 +113,32 @@ def test_a_setting_added_later_leaves_existing_hashes_alone_at_its_default():
     assert _hash(old) == _hash(new)  # finished stages of an older run dir are still found
     new["settings"]["prompt"]["critic_answer"] = "action"
     assert _hash(old) != _hash(new)
+
+
+@pytest.mark.slow
+def test_stages_from_reuses_a_finished_run_to_evaluate_on_more_held_out_tasks(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # run dirs named relative to the working directory, as users write them
+    path = _recipe(tmp_path, tiny_model_dir, methods=["il", "act -> il"], output_root="runs")
+    data = yaml.safe_load(path.read_text())
+    data["eval"] = {"agent": False, "batch_size": 8}
+    path.write_text(yaml.safe_dump(data))
+    assert main(["run", str(path)]) == 0
+    source = Path("runs/tiny-twx/seed0")
+    capsys.readouterr()
+    assert main(["run", str(path), "name=tiny-more", "data.heldout_num=3", "--stages-from", str(source)]) == 0
+    out = capsys.readouterr().out
+    assert "training stage" not in out and out.count("reused from") == 3  # il, act, il after act
+    run = Path("runs/tiny-more/seed0")
+    links = sorted((run / "stages").iterdir())
+    assert len(links) == 3 and all(p.is_symlink() and p.resolve().parent == (source / "stages").resolve() for p in links)
+    assert len((run / "heldout_experts.jsonl").read_text().splitlines()) == 3  # the source had 2
+    # each method was evaluated with the very checkpoint the source run trained for it
+    new = json.loads((run / "results.json").read_text())["methods"]
+    old = json.loads((source / "results.json").read_text())["methods"]
+    assert all(new[m]["model"].startswith(str(run)) for m in new)
+    assert {m: Path(e["model"]).resolve() for m, e in new.items()} == {m: Path(e["model"]).resolve() for m, e in old.items()}
+    # bad input: a directory that is no run, or the recipe's own run directory
+    assert main(["run", str(path), "name=tiny-again", "--stages-from", "runs"]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    assert main(["run", str(path), "--stages-from", str(source)]) == 2
+    assert "this recipe's own run directory" in capsys.readouterr().err

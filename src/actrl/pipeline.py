@@ -274,14 +274,26 @@ def stage_config(
     return from_dict(cls, base, f"{recipe.name}: {stage}")
 
 
-def train_chain(recipe: Recipe, method: str, data: dict[str, Path]) -> str:
-    """Train the stages of `method` in order (skipping finished ones); return the final model path."""
-    model = recipe.model.name
+def train_chain(recipe: Recipe, method: str, data: dict[str, Path], stages_from: Path | None = None) -> str:
+    """Train the stages of `method` in order (skipping finished ones); return the final model path.
+
+    stages_from: another run directory whose finished stages are reused (linked) when a stage has
+    the same settings, start model and data there (see `reuse_stages_from`).
+    """
+    model, source_model = recipe.model.name, recipe.model.name
     for stage in parse_method(method):
         module, _, fn_name, reads = STAGES[stage]
         first, *more = reads.split("+")
-        cfg = stage_config(recipe, stage, model, data[first], recipe.run_dir, {kind: data[kind] for kind in more})
+        inputs = {kind: data[kind] for kind in more}
+        cfg = stage_config(recipe, stage, model, data[first], recipe.run_dir, inputs)
         final = Path(cfg.output_dir) / "final"
+        if stages_from is not None:
+            source = Path(stage_config(recipe, stage, source_model, data[first], stages_from, inputs).output_dir)
+            source_model = str(source / "final")
+            if not final.exists() and (source / "final").exists():
+                Path(cfg.output_dir).parent.mkdir(parents=True, exist_ok=True)
+                Path(cfg.output_dir).symlink_to(source.resolve(), target_is_directory=True)
+                print(f"[actrl] {method}: stage {stage} reused from {source}")
         if final.exists():
             print(f"[actrl] {method}: stage {stage} already done ({final})")
         else:
@@ -289,6 +301,30 @@ def train_chain(recipe: Recipe, method: str, data: dict[str, Path]) -> str:
             final = getattr(importlib.import_module(module), fn_name)(cfg, str(data[first]))
         model = str(final)
     return model
+
+
+def reuse_stages_from(recipe: Recipe, source: Path) -> Path:
+    """Point a recipe at another run directory's training data, so that its stages can be reused.
+
+    For evaluating finished checkpoints on other held-out data (more tasks, another split) in a new
+    run directory: the recipe trains on the source run's expert and pair files, and every stage whose
+    settings match a finished stage there is linked instead of trained (a stage whose settings
+    differ is trained as usual). Returns the source path as the source run named its own files.
+    """
+    if not (source / "config.yaml").exists():
+        raise ConfigError(f"--stages-from {source}: not a run directory (no config.yaml)")
+    saved = yaml.safe_load((source / "config.yaml").read_text())["recipe"]
+    # stage hashes contain the source's paths as it wrote them (<output_root>/<name>/seed<seed>)
+    own = Path(saved["output_root"]) / saved["name"] / f"seed{saved['seed']}"
+    if own.resolve() != source.resolve():
+        raise ConfigError(f"--stages-from {source}: its config.yaml names {own} as its run directory; run from that directory's parent")
+    if own.resolve() == recipe.run_dir.resolve():
+        raise ConfigError(f"--stages-from {source}: that is this recipe's own run directory; change name or output_root")
+    d = recipe.data
+    d.experts = d.experts or saved["data"].get("experts") or str(own / "experts.jsonl")
+    if d.pairs is None and (saved["data"].get("pairs") or (own / "pairs.jsonl").exists()):
+        d.pairs = saved["data"].get("pairs") or str(own / "pairs.jsonl")
+    return own
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -391,17 +427,22 @@ def verdict(methods: dict[str, dict[str, Any]]) -> str | None:
     )
 
 
-def run_recipe(recipe: Recipe) -> Path:
-    """Everything a recipe names, resumable; returns the path of results.json."""
+def run_recipe(recipe: Recipe, stages_from: Path | None = None) -> Path:
+    """Everything a recipe names, resumable; returns the path of results.json.
+
+    stages_from: reuse the finished stages of that run directory (`reuse_stages_from`).
+    """
     import actrl
 
+    if stages_from is not None:
+        stages_from = reuse_stages_from(recipe, Path(stages_from))
     run = recipe.run_dir
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.yaml").write_text(yaml.safe_dump({"recipe": to_dict(recipe), "actrl": actrl.__version__}, sort_keys=False))
     data = prepare_data(recipe)
     methods: dict[str, dict[str, Any]] = {}
     for method in recipe.methods:
-        model = train_chain(recipe, method, data)
+        model = train_chain(recipe, method, data, stages_from)
         print(f"[actrl] evaluating {method} ({model})")
         methods[method] = {"model": model, "metrics": evaluate_method(recipe, method, model, data)}
         _write_results(recipe, methods)
@@ -437,11 +478,14 @@ def _write_results(recipe: Recipe, methods: dict[str, dict[str, Any]]) -> Path:
 def add_arguments(p) -> None:
     p.add_argument("recipe", help="recipe YAML, or the name of a shipped recipe (demo, scienceworld-qwen3-8b, ...)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seed=1 act.learning_rate=1e-6")
+    p.add_argument("--stages-from", metavar="RUN_DIR", default=None,
+                   help="reuse that run's finished stages and training data (e.g. to evaluate on more held-out tasks "
+                        "under a new name)")
 
 
 def run(args) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
-    path = run_recipe(recipe)
+    path = run_recipe(recipe, Path(args.stages_from) if args.stages_from else None)
     print(f"[actrl] results: {path}")
     if recipe.report:
         print(f"[actrl] report: {recipe.run_dir / 'report.md'}")
