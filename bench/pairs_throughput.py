@@ -32,8 +32,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from actrl.data.experts import collect
-    from actrl.data.prompts import PromptConfig
     from actrl.data.pairs import PairsConfig, build_pairs
+    from actrl.data.prompts import PromptConfig
     from actrl.data.records import Trajectory, read_trajectories, write_jsonl
     from actrl.models.generation import HFGenerator
 

@@ -336,7 +336,7 @@ def test_trl_generation_prefills_each_prompt_once_and_samples_what_plain_generat
         assert getattr(trainer.model.generate, "shares_prompt_prefill", False) is share
         shapes = []
         hook = trainer.model.model.register_forward_pre_hook(
-            lambda m, a, kw: shapes.append(tuple(kw["input_ids"].shape)), with_kwargs=True)
+            lambda m, a, kw, seen=shapes: seen.append(tuple(kw["input_ids"].shape)), with_kwargs=True)
         torch.manual_seed(0)
         completions[share] = _completions(trainer, rows)
         hook.remove()
