@@ -142,3 +142,28 @@ def test_stages_from_reuses_a_finished_run_to_evaluate_on_more_held_out_tasks(tm
     assert "not a run directory" in capsys.readouterr().err
     assert main(["run", str(path), "--stages-from", str(source)]) == 2
     assert "this recipe's own run directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_select_split_gives_the_act_stage_validation_pairs_to_keep_its_best_checkpoint(tmp_path, tiny_model_dir, capsys):
+    path = _recipe(tmp_path, tiny_model_dir, methods=["act -> il"])
+    data = yaml.safe_load(path.read_text())
+    data["data"].update(select_split="dev", select_num=2)
+    data["eval"] = {"agent": False, "batch_size": 8}
+    path.write_text(yaml.safe_dump(data))
+    assert main(["run", str(path)]) == 0
+    run = tmp_path / "runs" / "tiny-twx" / "seed0"
+    select = run / "select_pairs.jsonl"
+    tasks = {json.loads(line)["task_id"] for line in select.read_text().splitlines()}
+    assert tasks and all("/dev/" in t for t in tasks)  # validation pairs from the dev split only
+    (act,) = (run / "stages").glob("act-*")
+    (il,) = (run / "stages").glob("il-*")
+    assert yaml.safe_load((act / "config.yaml").read_text())["config"]["select_on"] == str(select)
+    assert "select_on" not in yaml.safe_load((il / "config.yaml").read_text())["config"]  # IL keeps its last
+    stage = json.loads((act / "final" / "actrl_stage.json").read_text())
+    evals = [m for m in map(json.loads, (act / "metrics.jsonl").read_text().splitlines()) if "eval_pair_accuracy" in m]
+    assert [m["step"] for m in evals] == [1, 2] and stage["best_checkpoint"] is not None
+    # bad input: selecting on the held-out (evaluation) split
+    capsys.readouterr()
+    assert main(["run", str(path), "name=tiny-sel", "data.select_split=test"]) == 2
+    assert "is the held-out split" in capsys.readouterr().err

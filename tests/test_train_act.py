@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from train_support import PAIRS, SHORT_PROMPT_CFG, overrides, primed_model
 
 from actrl.config import ConfigError, load_config
-from actrl.data.records import read_pairs
+from actrl.data.records import read_jsonl, read_pairs
 from actrl.train.act import ACTConfig, critic_rows, train_act
 from actrl.train.grpo import ActGRPOTrainer, PairedRepeatSampler
 from actrl.train.metrics import read_metrics
@@ -345,3 +345,40 @@ def test_trl_generation_prefills_each_prompt_once_and_samples_what_plain_generat
         assert prefilled == ([3] if share else [12])
     assert completions[True] == completions[False]
     assert len({tuple(c) for c in completions[True]}) > 1
+
+
+def test_select_on_keeps_the_best_checkpoint_by_validation_pair_accuracy(tmp_path, primed):
+    """select_on: pair accuracy on validation pairs every save_steps; final/ is the best checkpoint."""
+    pairs = read_pairs(PAIRS)
+    tasks = sorted({p.task_id for p in pairs})
+    select = tmp_path / "select_pairs.jsonl"
+    select.write_text("".join(json.dumps(r) + "\n" for r in read_jsonl(PAIRS) if r["task_id"] in tasks[:2]))
+    common = dict(balance_orders=True, max_steps=6, save_steps=2, pair_eval=False)
+    cfg = act_config(tmp_path / "select", primed, select_on=str(select), **common)
+    final = train_act(cfg, str(PAIRS))
+
+    logs = read_metrics(cfg.output_dir)
+    evals = {m["step"]: m for m in logs if "eval_pair_both_orders_accuracy" in m}
+    assert sorted(evals) == [2, 4, 6]
+    for m in evals.values():
+        assert 0 <= m["eval_pair_both_orders_accuracy"] <= m["eval_pair_accuracy"] + 1e-9 <= 1 + 1e-9
+        assert m["act/select_pair_accuracy"] == m["eval_pair_accuracy"]
+    best_step = max(evals, key=lambda s: (evals[s]["eval_pair_both_orders_accuracy"], -s))  # first of the best
+    stage = json.loads((final / "actrl_stage.json").read_text())
+    assert stage["best_checkpoint"].endswith(f"checkpoint-{best_step}")
+    assert stage["best_metric"] == evals[best_step]["eval_pair_both_orders_accuracy"]
+    kept = load_file(f"{stage['best_checkpoint']}/model.safetensors")
+    saved = load_file(final / "model.safetensors")
+    assert all(torch.equal(kept[k], saved[k]) for k in saved)
+
+    # the greedy evaluations do not move the training RNG: the same samples and rewards as without
+    plain = act_config(tmp_path / "plain", primed, **common)
+    train_act(plain, str(PAIRS))
+    rewards = lambda out: [m["act/reward"] for m in read_metrics(out) if "act/reward" in m]  # noqa: E731
+    assert rewards(cfg.output_dir) == rewards(plain.output_dir)
+
+
+def test_select_on_names_a_missing_file(tmp_path, primed):
+    cfg = act_config(tmp_path, primed, select_on=str(tmp_path / "nope.jsonl"), pair_eval=False)
+    with pytest.raises(Exception, match="nope.jsonl"):
+        train_act(cfg, str(PAIRS))

@@ -82,6 +82,12 @@ class DataSettings:
     """use this expert file instead of collecting (training)."""
     pairs: str | None = None
     """use this critic-pairs file instead of building pairs (e.g. pairs made by a larger model)."""
+    select_split: str | None = None
+    """a validation split (e.g. dev) for checkpoint selection: its expert states become critic pairs,
+    built like the training pairs, on which the ACT stage keeps its best checkpoint (act.select_on).
+    None: every stage keeps its last checkpoint, as in the paper."""
+    select_num: int = 10
+    """expert trajectories of the validation split."""
 
 
 @dataclass
@@ -234,7 +240,15 @@ def prepare_data(recipe: Recipe, generator: Any = None) -> dict[str, Path]:
     experts = Path(d.experts) if d.experts else collect_split(recipe, d.train_split, d.train_num, run / "experts.jsonl")
     heldout = collect_split(recipe, d.heldout_split, d.heldout_num, run / "heldout_experts.jsonl")
     paths = {"experts": experts, "heldout_experts": heldout}
-    reads = {kind for m in recipe.methods for s in parse_method(m) for kind in STAGES[s][3].split("+")}
+    stages = {s for m in recipe.methods for s in parse_method(m)}
+    selecting = bool(d.select_split) and any(selects_checkpoints(s) for s in stages)
+    if d.select_split and not selecting:
+        print(f"[actrl] data.select_split '{d.select_split}': no stage of this recipe selects checkpoints; not collected")
+    if selecting:
+        if d.select_split == d.heldout_split:
+            raise ConfigError(f"{recipe.name}: data.select_split '{d.select_split}' is the held-out split; selecting on it would tune on the evaluation data")
+        paths["select_experts"] = collect_split(recipe, d.select_split, d.select_num, run / "select_experts.jsonl")
+    reads = {kind for s in stages for kind in STAGES[s][3].split("+")}
     needs_pairs = "pairs" in reads or recipe.eval.pair_accuracy
     if needs_pairs:
         cfg = pairs_config(recipe)
@@ -246,6 +260,9 @@ def prepare_data(recipe: Recipe, generator: Any = None) -> dict[str, Path]:
         if recipe.eval.pair_accuracy:
             build_pairs(heldout, run / "heldout_pairs.jsonl", cfg, generator)
             paths["heldout_pairs"] = run / "heldout_pairs.jsonl"
+    if selecting:
+        build_pairs(paths["select_experts"], run / "select_pairs.jsonl", pairs_config(recipe), generator)
+        paths["select_pairs"] = run / "select_pairs.jsonl"
     return paths
 
 
@@ -274,6 +291,13 @@ def stage_config(
     return from_dict(cls, base, f"{recipe.name}: {stage}")
 
 
+def selects_checkpoints(stage: str) -> bool:
+    """True when the stage's config can keep its best checkpoint on validation pairs (`select_on`)."""
+    module, cls_name, _, _ = STAGES[stage]
+    cls = getattr(importlib.import_module(module), cls_name)
+    return "select_on" in {f.name for f in dataclasses.fields(cls)}
+
+
 def train_chain(recipe: Recipe, method: str, data: dict[str, Path], stages_from: Path | None = None) -> str:
     """Train the stages of `method` in order (skipping finished ones); return the final model path.
 
@@ -285,6 +309,8 @@ def train_chain(recipe: Recipe, method: str, data: dict[str, Path], stages_from:
         module, _, fn_name, reads = STAGES[stage]
         first, *more = reads.split("+")
         inputs = {kind: data[kind] for kind in more}
+        if "select_pairs" in data and selects_checkpoints(stage) and "select_on" not in recipe.stage_settings(stage):
+            inputs["select_on"] = data["select_pairs"]
         cfg = stage_config(recipe, stage, model, data[first], recipe.run_dir, inputs)
         final = Path(cfg.output_dir) / "final"
         if stages_from is not None:

@@ -20,6 +20,11 @@ Choices the paper left open (GRPO knobs: see GRPOStageConfig; common ones: see t
 5. With the answer tag prefilled, sampled completions end at </answer> (`stop_at_closing_tag`), as
    they do in evaluation: otherwise SmolLM2 wrote ~15 tokens past the choice, which were sampled,
    trained with the choice's advantage, and diluted its gradient in the token-mean loss.
+6. Checkpoint selection (`select_on`, off by default; the paper trains a fixed budget): every
+   `save_steps` steps the live model's greedy pair accuracy on validation pairs (a dev split, never
+   the held-out test pairs) is measured, and final/ is the best checkpoint by `select_metric`
+   (transformers' `load_best_model_at_end`). The default metric, right in both orders, gives a critic
+   that answers by position nothing (docs/sweep.md: the learning moment varies by tens of steps).
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ from __future__ import annotations
 import functools
 import gc
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from actrl.config import ConfigError
 from actrl.data.prompts import PromptConfig, critic_messages
-from actrl.data.records import CriticPair
+from actrl.data.records import CriticPair, read_pairs
 from actrl.train.common import (
     drop_long,
     final_dir,
@@ -69,6 +75,11 @@ class ACTConfig(GRPOStageConfig):
     """held-out pair accuracy before and after the stage (pair_eval.json)."""
     pair_eval_backend: str = "auto"
     """auto | transformers | vllm."""
+    select_on: str | None = None
+    """validation critic pairs (JSONL, e.g. from the dev split): keep the best checkpoint on them,
+    measured every save_steps steps (choice 6); None trains the fixed budget and keeps the last."""
+    select_metric: Literal["both_orders_accuracy", "accuracy"] = "both_orders_accuracy"
+    """what select_on maximises: pairs judged right in both orders, or accuracy over both orders."""
 
     def validate(self) -> None:
         super().validate()
@@ -77,6 +88,8 @@ class ACTConfig(GRPOStageConfig):
                 f"balance_orders=true needs an even number of prompts per step (now {self.prompts_per_step()}): "
                 f"raise per_device_batch_size to {2 * self.per_device_batch_size}"
             )
+        if self.select_metric not in ("both_orders_accuracy", "accuracy"):
+            raise ValueError(f"select_metric='{self.select_metric}': expected both_orders_accuracy or accuracy")
         if self.position_penalty < 0:
             raise ValueError(f"position_penalty={self.position_penalty}: expected >= 0")
         if self.position_penalty and self.reward != "consistency":
@@ -150,8 +163,47 @@ def collapse_advice(cfg: ACTConfig) -> str:
     return "with balance_orders and the consistency reward on, train more epochs (docs/sweep.md)"
 
 
-def act_trainer(cfg: ACTConfig, model: Any, tok: Any, peft_config: Any, train_dataset: Any) -> ActGRPOTrainer:
-    """TRL's GRPO trainer (with actrl's additions) for critic rows already in TRL's prompt format."""
+def selection_evaluator(cfg: ACTConfig, pairs: list[CriticPair], tokenizer: Any) -> Callable[[Any], dict[str, float]]:
+    """Greedy pair accuracy of the live model on `pairs`, as `pair_<metric>` (choice 6)."""
+    from actrl.eval.pair_accuracy import default_sampling, pair_accuracy
+    from actrl.models.generation import HFGenerator
+
+    sampling = default_sampling(cfg.prompt.thinking)
+    sampling.max_new_tokens = cfg.completion_limit()
+
+    def evaluate(model: Any) -> dict[str, float]:
+        side, training = tokenizer.padding_side, model.training
+        model.eval()
+        try:
+            result = pair_accuracy(HFGenerator(model, tokenizer, cfg.prompt.thinking), pairs, cfg.prompt, sampling)
+        finally:
+            model.train(training)
+            tokenizer.padding_side = side
+        return {f"pair_{k}": v for k, v in result.items() if k != "n" and v is not None}
+
+    return evaluate
+
+
+def selection_args(cfg: ACTConfig) -> dict[str, Any]:
+    """Trainer arguments that evaluate every save_steps and restore the best checkpoint at the end."""
+    if not cfg.select_on:
+        return {}
+    return {
+        "eval_strategy": "steps",
+        "eval_steps": cfg.save_steps,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": f"pair_{cfg.select_metric}",
+        "greater_is_better": True,
+    }
+
+
+def act_trainer(
+    cfg: ACTConfig, model: Any, tok: Any, peft_config: Any, train_dataset: Any, select: tuple[Any, Any] | None = None
+) -> ActGRPOTrainer:
+    """TRL's GRPO trainer (with actrl's additions) for critic rows already in TRL's prompt format.
+
+    select: (validation rows in TRL's format, evaluator) for checkpoint selection (choice 6).
+    """
     reward = act_choice_reward
     if cfg.reward == "consistency":  # TRL names the reward metric after the function: keep its name
         reward = functools.update_wrapper(
@@ -160,8 +212,10 @@ def act_trainer(cfg: ACTConfig, model: Any, tok: Any, peft_config: Any, train_da
     return ActGRPOTrainer(
         model=model,
         reward_funcs=[reward],
-        args=grpo_args(cfg, tok, CLOSING_TAG),
+        args=grpo_args(cfg, tok, CLOSING_TAG, **(selection_args(cfg) if select else {})),
         train_dataset=train_dataset,
+        eval_dataset=select[0] if select else None,
+        evaluator=select[1] if select else None,
         processing_class=tok,
         peft_config=peft_config,
         metric_prefix="act",
@@ -201,7 +255,15 @@ def train_act(cfg: ACTConfig, pairs_path: str | None = None) -> Path:
 
     for row in train_rows:
         row["prompt"], row["reply_prefix"] = trl_prompt(row["prompt"], tok, thinking)
-    trainer = act_trainer(cfg, model, tok, peft_config, Dataset.from_list(train_rows))
+    select = None
+    if cfg.select_on:
+        select_pairs = read_pairs(cfg.select_on)
+        select_rows = critic_rows(select_pairs, cfg.prompt, True)
+        for row in select_rows:
+            row["prompt"], row["reply_prefix"] = trl_prompt(row["prompt"], tok, thinking)
+        select = (Dataset.from_list(select_rows), selection_evaluator(cfg, select_pairs, tok))
+        print(f"[actrl] act: keeping the best checkpoint by pair_{cfg.select_metric} on {len(select_pairs)} pairs of {cfg.select_on}, every {cfg.save_steps} steps")
+    trainer = act_trainer(cfg, model, tok, peft_config, Dataset.from_list(train_rows), select)
     attach(trainer, cfg.output_dir, "act", collapse_advice=collapse_advice(cfg))
     final = run_trainer(trainer, cfg, "act")
     del trainer, model

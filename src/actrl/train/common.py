@@ -395,6 +395,9 @@ def run_trainer(trainer: Any, cfg: StageConfig, stage: str, evaluate: bool = Fal
                     "global_step": trainer.state.global_step,
                     "processes": acc.num_processes,
                     "lora": cfg.lora.enabled,
+                    # checkpoint selection (load_best_model_at_end): the checkpoint final/ holds
+                    "best_checkpoint": trainer.state.best_model_checkpoint,
+                    "best_metric": trainer.state.best_metric,
                 },
                 indent=1,
             )

@@ -19,12 +19,17 @@ generation batch, i.e. in the same optimizer step.
 
     actrl train act --config configs/act.yaml zero_std_groups=resample balance_orders=true
 
-Three methods are overridden, each for one reason (see their comments); everything else is TRL's.
+With an `evaluator` (the ACT stage's `select_on`), `evaluate` is that function on the live model,
+e.g. greedy pair accuracy on validation pairs, so that transformers' `load_best_model_at_end` keeps
+and restores the best checkpoint by it.
+
+Four methods are overridden, each for one reason (see their comments); everything else is TRL's.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -122,9 +127,8 @@ def closing_tag_token(tokenizer: Any, closing_tag: str) -> int:
     return tokenizer(closing_tag, add_special_tokens=False)["input_ids"][-1]
 
 
-def grpo_args(cfg: GRPOStageConfig, tokenizer: Any, closing_tag: str) -> GRPOConfig:
-    """GRPOConfig from a GRPO stage config (one generation batch per optimizer step)."""
-    extra = {}
+def grpo_args(cfg: GRPOStageConfig, tokenizer: Any, closing_tag: str, **extra: Any) -> GRPOConfig:
+    """GRPOConfig from a GRPO stage config (one generation batch per optimizer step); `extra` adds arguments."""
     if cfg.use_vllm and cfg.stops_at_closing_tag():  # vLLM stops on the string itself (untested here: no GPU)
         extra["generation_kwargs"] = {"stop": [closing_tag], "include_stop_str_in_output": True}
     return trainer_args(
@@ -215,6 +219,7 @@ class ActGRPOTrainer(GRPOTrainer):
         balance_orders: bool = False,
         stop_token_ids: tuple[int, ...] = (),
         share_prompt_prefill: bool = False,
+        evaluator: Callable[[Any], dict[str, float]] | None = None,
         **kwargs: Any,
     ):
         if zero_std_groups not in ZERO_STD_POLICIES:
@@ -223,6 +228,7 @@ class ActGRPOTrainer(GRPOTrainer):
         self.zero_std_groups = zero_std_groups
         self.max_resample_rounds = max_resample_rounds
         self.balance_orders = balance_orders
+        self.evaluator = evaluator
         self._last_rewards: torch.Tensor | None = None
         super().__init__(*args, **kwargs)
         if stop_token_ids and not self.use_vllm:  # transformers generation: extra end tokens (stop_at_closing_tag)
@@ -233,7 +239,7 @@ class ActGRPOTrainer(GRPOTrainer):
             share_prompt_prefill_of(self.accelerator.unwrap_model(self.model))
         self._resample_rng = torch.Generator().manual_seed(self.args.seed + 7919 * self.accelerator.process_index)
 
-    # Override 1 of 3: the sampler must keep both orders of a pair in one generation batch.
+    # Override 1 of 4: the sampler must keep both orders of a pair in one generation batch.
     def _get_train_sampler(self, dataset=None):
         if not self.balance_orders:
             return super()._get_train_sampler(dataset)
@@ -246,7 +252,7 @@ class ActGRPOTrainer(GRPOTrainer):
             seed=self.args.seed,
         )
 
-    # Override 2 of 3: TRL does not return the rewards; keep the gathered ones to find zero-std groups.
+    # Override 2 of 4: TRL does not return the rewards; keep the gathered ones to find zero-std groups.
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._last_rewards = rewards
@@ -294,7 +300,7 @@ class ActGRPOTrainer(GRPOTrainer):
             a[rows_out.to(a.device)] = b[rows_new.to(b.device)]
             out[key] = a
 
-    # Override 3 of 3: apply the zero-std group policy to each training generation batch.
+    # Override 3 of 4: apply the zero-std group policy to each training generation batch.
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)
         if not self.model.training:
@@ -326,3 +332,23 @@ class ActGRPOTrainer(GRPOTrainer):
     def _any(self, zero: torch.Tensor) -> bool:
         """True when any process still has a zero-std group (every process runs the same rounds)."""
         return self.accelerator.gather(zero.any().float().view(1).to(self.accelerator.device)).sum().item() > 0
+
+    # Override 4 of 4: with an evaluator, evaluation is that function on the live model (main process).
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        if self.evaluator is None:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        from accelerate.utils import broadcast_object_list
+        from transformers import Trainer
+
+        result: list[Any] = [None]
+        if self.accelerator.is_main_process:
+            model = self.accelerator.unwrap_model(self.model)
+            # greedy generation must not move the training RNG: the run samples as it would without it
+            with torch.random.fork_rng(devices=[] if model.device.type == "cpu" else [model.device]):
+                with self.accelerator.autocast():
+                    result[0] = self.evaluator(model)
+        result = broadcast_object_list(result) if self.accelerator.num_processes > 1 else result
+        metrics = {f"{metric_key_prefix}_{k}": float(v) for k, v in result[0].items() if isinstance(v, (int, float))}
+        Trainer.log(self, metrics)  # TRL's log() would fold in and clear its pending training metrics
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics

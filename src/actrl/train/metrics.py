@@ -32,6 +32,10 @@ ALIASES = {
     "eval_loss": "{stage}/eval_loss",
     "mean_token_accuracy": "{stage}/token_accuracy",
     "eval_mean_token_accuracy": "{stage}/eval_token_accuracy",
+    # checkpoint selection on validation pairs (ACT select_on)
+    "eval_pair_accuracy": "{stage}/select_pair_accuracy",
+    "eval_pair_both_orders_accuracy": "{stage}/select_both_orders_accuracy",
+    "eval_pair_pick_first_rate": "{stage}/select_pick_first_rate",
 }
 
 
