@@ -362,7 +362,7 @@ def test_select_on_keeps_the_best_checkpoint_by_validation_pair_accuracy(tmp_pat
     assert sorted(evals) == [2, 4, 6]
     for m in evals.values():
         assert 0 <= m["eval_pair_both_orders_accuracy"] <= m["eval_pair_accuracy"] + 1e-9 <= 1 + 1e-9
-        assert m["act/select_pair_accuracy"] == m["eval_pair_accuracy"]
+        assert m["act/select_pair_accuracy"] == m["eval_pair_accuracy"] and m["eval_runtime"] > 0
     best_step = max(evals, key=lambda s: (evals[s]["eval_pair_both_orders_accuracy"], -s))  # first of the best
     stage = json.loads((final / "actrl_stage.json").read_text())
     assert stage["best_checkpoint"].endswith(f"checkpoint-{best_step}")

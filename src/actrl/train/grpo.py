@@ -29,6 +29,7 @@ Four methods are overridden, each for one reason (see their comments); everythin
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -341,6 +342,7 @@ class ActGRPOTrainer(GRPOTrainer):
         from transformers import Trainer
 
         result: list[Any] = [None]
+        start = time.perf_counter()
         if self.accelerator.is_main_process:
             model = self.accelerator.unwrap_model(self.model)
             # greedy generation must not move the training RNG: the run samples as it would without it
@@ -349,6 +351,7 @@ class ActGRPOTrainer(GRPOTrainer):
                     result[0] = self.evaluator(model)
         result = broadcast_object_list(result) if self.accelerator.num_processes > 1 else result
         metrics = {f"{metric_key_prefix}_{k}": float(v) for k, v in result[0].items() if isinstance(v, (int, float))}
+        metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - start, 2)  # transformers' name
         Trainer.log(self, metrics)  # TRL's log() would fold in and clear its pending training metrics
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
