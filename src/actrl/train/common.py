@@ -364,6 +364,13 @@ def print_plan(stage: str, numbers: dict[str, Any]) -> None:
         print(f"[actrl]   {key:<28} {value}")
 
 
+def best_checkpoint(trainer: Any) -> dict[str, Any]:
+    """With checkpoint selection (load_best_model_at_end): the checkpoint final/ holds and its score."""
+    if not trainer.args.load_best_model_at_end:
+        return {}
+    return {"best_checkpoint": trainer.state.best_model_checkpoint, "best_metric": trainer.state.best_metric}
+
+
 def run_trainer(trainer: Any, cfg: StageConfig, stage: str, evaluate: bool = False) -> Path:
     """Train (resuming from the last complete checkpoint), evaluate on the held-out set if asked,
     then save output_dir/final atomically."""
@@ -395,9 +402,7 @@ def run_trainer(trainer: Any, cfg: StageConfig, stage: str, evaluate: bool = Fal
                     "global_step": trainer.state.global_step,
                     "processes": acc.num_processes,
                     "lora": cfg.lora.enabled,
-                    # checkpoint selection (load_best_model_at_end): the checkpoint final/ holds
-                    "best_checkpoint": trainer.state.best_model_checkpoint,
-                    "best_metric": trainer.state.best_metric,
+                    **best_checkpoint(trainer),
                 },
                 indent=1,
             )
