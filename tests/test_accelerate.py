@@ -54,3 +54,25 @@ def test_act_stage_runs_on_two_cpu_processes(tmp_path, tiny_model_dir):
     run = launch("act", ["--pairs", str(PAIRS)], settings)
     check_two_ranks_one_checkpoint(run, out, 2)
     assert "prompts per step             2" in run.stdout  # 4 completions x 2 processes / G=4
+
+
+@pytest.mark.slow
+def test_act_checkpoint_selection_on_two_cpu_processes(tmp_path, tiny_model_dir):
+    """select_on under DDP: the main process evaluates, both ranks agree on the kept checkpoint."""
+    out = tmp_path / "act"
+    lines = PAIRS.read_text().splitlines(keepends=True)
+    select = tmp_path / "select_pairs.jsonl"
+    select.write_text("".join(lines[:4]))
+    settings = {"output_dir": out, "model.name": primed_model(tiny_model_dir), "model.dtype": "float32",
+                "num_generations": 4, "per_device_batch_size": 4, "max_steps": 4, "save_steps": 2,
+                "pair_eval": False, "eval_fraction": 0, "select_on": select}
+    run = launch("act", ["--pairs", str(PAIRS)], settings)
+    assert run.returncode == 0, run.stderr[-4000:]
+    logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    logged = [m for m in logs if "eval_pair_both_orders_accuracy" in m]
+    assert [m["step"] for m in logged] == [2, 4]  # one evaluation per save, logged once (main process)
+    evals = {m["step"]: m["eval_pair_both_orders_accuracy"] for m in logged}
+    best = max(evals, key=lambda s: (evals[s], -s))
+    stage = json.loads((out / "final" / "actrl_stage.json").read_text())
+    assert stage["processes"] == 2 and stage["best_checkpoint"].endswith(f"checkpoint-{best}")
+    assert stage["best_metric"] == evals[best]
