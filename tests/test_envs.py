@@ -207,6 +207,30 @@ def test_twx_expert_wins_every_game_on_train_and_test(twx):
             assert not any(r.done for r in results[:-1])
 
 
+def test_twx_objects_to_take_survive_the_recipes_observation_limit(twx):
+    """twc lists the object to take last: a 300-character cut hid it (docs/quality/observation-cut)."""
+    from actrl.data.prompts import PromptConfig, cut_share, render_state
+    from actrl.data.records import State
+
+    states = []
+    for task in twx.tasks("train", ["twc"])[:8]:
+        obs, history = twx.reset(task).text, []
+        for action in twx.expert_actions():
+            states.append((State(task.id, list(history), obs), action))
+            result = twx.step(action)
+            history.append((obs, action))
+            obs = result.observation
+            if result.done:
+                break
+    takes = [(s, a.removeprefix("take ")) for s, a in states if a.startswith("take ")]
+    assert len(takes) >= 8
+    short, recipe = PromptConfig(history_window=1, max_observation_chars=300), PromptConfig(history_window=1, max_observation_chars=800)
+    hidden = sum(obj not in render_state(s, short) for s, obj in takes)
+    assert hidden >= 2, "the 300-character cut no longer hides objects: revisit the recipes' limit"
+    assert all(obj in render_state(s, recipe) for s, obj in takes)
+    assert cut_share([s for s, _ in states], recipe) == 0.0 < cut_share([s for s, _ in states], short)
+
+
 def test_twx_splits_are_the_package_folds(twx):
     for game in ("coin", "twc"):
         train, dev, test = (twx.seeds(game, s) for s in ("train", "dev", "test"))

@@ -9,6 +9,7 @@ from actrl.data.prompts import (
     action_completion,
     action_messages,
     critic_messages,
+    cut_share,
     normalize_action,
     parse_action,
     parse_choice,
@@ -37,6 +38,20 @@ def test_admissible_actions_listed_only_when_asked():
 def test_long_observations_are_clipped():
     s = State("t", [], "x" * 5000)
     assert len(action_messages(s, PromptConfig(max_observation_chars=100))[1]["content"]) < 400
+
+
+def test_cut_share_counts_states_with_a_shown_observation_over_the_limit():
+    cfg = PromptConfig(history_window=1, max_observation_chars=20)
+    long, short = "x" * 21, "y" * 20
+    states = [
+        State("t", [], short),  # nothing cut
+        State("t", [], long),  # current observation cut
+        State("t", [(long, "a"), (short, "b")], short),  # the long one is outside the window
+        State("t", [(short, "a"), (long, "b")], short),  # history observation cut
+    ]
+    assert cut_share(states, cfg) == 0.5
+    assert cut_share(states, PromptConfig(history_window=0, max_observation_chars=20)) == 0.25
+    assert cut_share([], cfg) == 0.0
 
 
 def test_thinking_switch_changes_the_instruction():

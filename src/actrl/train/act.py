@@ -41,6 +41,7 @@ from actrl.config import ConfigError
 from actrl.data.prompts import PromptConfig, critic_messages
 from actrl.data.records import CriticPair, read_pairs
 from actrl.train.common import (
+    cut_note,
     drop_long,
     final_dir,
     is_main_process,
@@ -249,7 +250,8 @@ def train_act(cfg: ACTConfig, pairs_path: str | None = None) -> Path:
             f"{pairs_path}: {len(train_rows)} training prompts, fewer than one step's {cfg.prompts_per_step()}; "
             "lower per_device_batch_size or add pairs"
         )
-    print_plan("act", {**grpo_plan(cfg, len(train_rows), len(held_pairs), longest), "balance_orders": cfg.balance_orders, "reward": cfg.reward})
+    print_plan("act", {**grpo_plan(cfg, len(train_rows), len(held_pairs), longest), "balance_orders": cfg.balance_orders,
+                       "reward": cfg.reward, "observations cut": cut_note([p.state for p in train_pairs], cfg.prompt)})
 
     from datasets import Dataset
 

@@ -40,7 +40,8 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 from actrl.config import ConfigError, to_dict
-from actrl.data.prompts import PromptConfig, reply_prefix
+from actrl.data.prompts import PromptConfig, cut_share, reply_prefix
+from actrl.data.records import State
 from actrl.models.generation import render_chat
 from actrl.models.loading import ModelConfig, load_model, pick_device, pick_dtype, resolve_model
 
@@ -362,6 +363,11 @@ def print_plan(stage: str, numbers: dict[str, Any]) -> None:
     print(f"[actrl] {stage} stage:")
     for key, value in numbers.items():
         print(f"[actrl]   {key:<28} {value}")
+
+
+def cut_note(states: list[State], prompt: PromptConfig) -> str:
+    """The plan's line on observation cuts: how many training states lose text to the limit."""
+    return f"{cut_share(states, prompt):.0%} of states (prompt.max_observation_chars={prompt.max_observation_chars})"
 
 
 def best_checkpoint(trainer: Any) -> dict[str, Any]:

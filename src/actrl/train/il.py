@@ -28,6 +28,7 @@ from actrl.data.records import Trajectory, read_trajectories
 from actrl.models.generation import chat_template_kwargs
 from actrl.train.common import (
     StageConfig,
+    cut_note,
     drop_long,
     final_dir,
     load_policy,
@@ -116,6 +117,7 @@ def train_il(cfg: ILConfig, experts_path: str | None = None) -> Path:
             "steps per epoch": steps_per_epoch,
             "total steps": cfg.max_steps if cfg.max_steps > 0 else round(cfg.epochs * steps_per_epoch),
             "longest prompt (tokens)": longest,
+            "observations cut": cut_note([st for tr in train_trajs for _, st, _ in tr.states()], cfg.prompt),
             "max_length": cfg.max_length,
             "packing": cfg.packing,
         },

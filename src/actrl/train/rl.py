@@ -22,6 +22,7 @@ from pathlib import Path
 
 from actrl.config import ConfigError
 from actrl.train.common import (
+    cut_note,
     drop_long,
     final_dir,
     load_policy,
@@ -73,7 +74,8 @@ def train_rl(cfg: RLConfig, experts_path: str | None = None) -> Path:
             f"{experts_path}: {len(rows)} training states, fewer than one step's {cfg.prompts_per_step()}; "
             "lower per_device_batch_size or add trajectories"
         )
-    print_plan("rl", grpo_plan(cfg, len(rows), len(held), longest))
+    cut = cut_note([st for tr in train_trajs for _, st, _ in tr.states()], cfg.prompt)
+    print_plan("rl", {**grpo_plan(cfg, len(rows), len(held), longest), "observations cut": cut})
 
     def dataset(rows: list[dict]) -> Dataset:
         out = []
