@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from train_support import EXPERTS, SHORT_PROMPT
 
+from actrl.train.common import last_checkpoint
 from actrl.train.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +37,18 @@ def il_command(out: Path, model: str) -> list[str]:
     return [sys.executable, "-m", "actrl.cli", "train", "il", "--experts", str(EXPERTS), *args]
 
 
+def test_resume_skips_a_checkpoint_whose_trainer_state_was_torn(tmp_path):
+    """SIGKILL while the Trainer writes trainer_state.json (its last file) leaves it empty or cut short."""
+    assert last_checkpoint(tmp_path / "missing") is None
+    for step, text in ((2, '{"global_step": 2}'), (3, '{"global_step": 3}'), (4, ""), (5, '{"global_st'), (6, None)):
+        ckpt = tmp_path / f"checkpoint-{step}"
+        ckpt.mkdir()
+        if text is not None:
+            (ckpt / "trainer_state.json").write_text(text)
+    (tmp_path / "checkpoint-x").mkdir()
+    assert last_checkpoint(tmp_path) == tmp_path / "checkpoint-3"
+
+
 @pytest.mark.slow
 def test_il_stage_killed_after_a_checkpoint_resumes_without_repeating_steps(tmp_path, tiny_model_dir):
     out = tmp_path / "il"
@@ -43,7 +56,7 @@ def test_il_stage_killed_after_a_checkpoint_resumes_without_repeating_steps(tmp_
     first = subprocess.Popen(il_command(out, tiny_model_dir), cwd=ROOT, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
-    while not list(out.glob("checkpoint-*/trainer_state.json")):
+    while last_checkpoint(out) is None:  # a complete one: a kill mid-write is the unit test above
         assert first.poll() is None, "the stage ended before writing a checkpoint"
         assert time.time() < deadline, "no checkpoint within 10 minutes"
         time.sleep(0.2)

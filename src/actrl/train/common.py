@@ -321,12 +321,22 @@ def final_dir(cfg: StageConfig) -> Path:
     return Path(cfg.output_dir) / FINAL
 
 
+def _complete(checkpoint: Path) -> bool:
+    """The Trainer writes trainer_state.json last: a checkpoint is complete when it parses.
+
+    A process killed while writing it leaves the file empty or cut short (seen under load)."""
+    try:
+        return "global_step" in json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
 def last_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint-N (trainer_state.json is written last), or None."""
+    """The newest complete checkpoint-N, or None; a torn newest one is skipped (and trained again)."""
     out = Path(output_dir)
     if not out.is_dir():
         return None
-    done = [p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()]
+    done = [p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and _complete(p)]
     return max(done, key=lambda p: int(p.name.split("-")[-1])) if done else None
 
 
