@@ -260,6 +260,16 @@ def test_position_collapse_is_flagged_and_logged_loudly(tmp_path, caplog):
     assert caplog.text.count("POSITION COLLAPSE at step 7") == 2
     assert "consider balance_orders=true" in caplog.text
     assert [m["act/position_collapse"] for m in read_metrics(tmp_path)] == [0.0, 1.0, 1.0]
+    assert "no gradient" not in caplog.text
+
+    # collapsed with every group on one reward: the stage gets no gradient, and the warning says so
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="actrl.train"):
+        cb.on_log(None, TrainerState(global_step=8), TrainerControl(),
+                  logs={"act/pick_first_rate": 1.0, "act/frac_zero_std_groups": 1.0})
+        cb.on_log(None, TrainerState(global_step=9), TrainerControl(),
+                  logs={"act/pick_first_rate": 0.5, "act/frac_zero_std_groups": 1.0})  # all right: no collapse
+    assert caplog.text.count("POSITION COLLAPSE") == 1 and "no gradient" in caplog.text
 
 
 def test_collapse_advice_does_not_suggest_what_the_stage_already_does():

@@ -26,6 +26,10 @@ log = logging.getLogger("actrl.train")
 
 METRICS_FILE = "metrics.jsonl"
 COLLAPSE_BAND = (0.1, 0.9)
+STUCK_NOTE = (
+    " Every group got one reward, so this step had no gradient: a collapsed stage can stay here for good"
+    " (42 steps, docs/quality/observation-cut); keep the best checkpoint on dev pairs (data.select_split)."
+)
 # TRL/transformers names -> the stage's slash-namespaced alias ({stage} is act, il or rl)
 ALIASES = {
     "loss": "{stage}/loss",
@@ -66,8 +70,9 @@ class StageMetrics(TrainerCallback):
             if collapsed and state.is_world_process_zero:
                 log.warning(
                     "POSITION COLLAPSE at step %d: act/pick_first_rate=%.2f is outside [%.1f, %.1f]; the critic "
-                    "answers by position, not by action. Check held-out pair accuracy; %s.",
+                    "answers by position, not by action. Check held-out pair accuracy; %s.%s",
                     state.global_step, rate, *COLLAPSE_BAND, self.collapse_advice,
+                    STUCK_NOTE if logs.get("act/frac_zero_std_groups") == 1.0 else "",
                 )
         if state.is_world_process_zero:
             record = {"step": state.global_step, "epoch": _clean(state.epoch)}
