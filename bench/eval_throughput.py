@@ -4,6 +4,7 @@
     .venv/bin/python bench/eval_throughput.py --env scienceworld --max-steps 5
     .venv/bin/python bench/eval_throughput.py --model /path/to/tiny --dtype float32
     .venv/bin/python bench/eval_throughput.py --threads 1      # on a CPU shared with other jobs
+    .venv/bin/python bench/eval_throughput.py --thinking --max-new-tokens 256 --max-steps 3   # prompt-with-thinking baseline
 
 Both modes run `actrl.eval.rollouts.evaluate_agent` with the same model, tasks and greedy decoding:
 (a) lockstep: `--parallel` episodes live at once, ONE batched generate call per step over all of
@@ -21,10 +22,12 @@ import os
 import time
 
 
-def run_mode(gen, env: str, tasks, parallel: int, max_steps: int, max_new_tokens: int):
+def run_mode(gen, env: str, tasks, parallel: int, max_steps: int, max_new_tokens: int, thinking: bool):
+    from actrl.data.prompts import PromptConfig
     from actrl.eval.rollouts import EvalConfig, evaluate_agent
 
-    cfg = EvalConfig(max_steps=max_steps, workers=parallel, model="bench", progress=False)
+    cfg = EvalConfig(max_steps=max_steps, workers=parallel, model="bench", progress=False,
+                     prompt=PromptConfig(thinking=thinking))
     cfg.sampling.batch_size = parallel
     cfg.sampling.max_new_tokens = max_new_tokens
     t0 = time.perf_counter()
@@ -42,6 +45,8 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=8, help="lockstep episodes at once")
     parser.add_argument("--max-steps", type=int, default=10)
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--thinking", action="store_true",
+                        help="reason in <think> before the action (the prompt-with-thinking baseline; decode-heavy)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (1 avoids thread thrashing on a busy machine)")
     args = parser.parse_args()
 
@@ -55,15 +60,15 @@ def main() -> None:
     from actrl.models.generation import HFGenerator
     from actrl.models.loading import ModelConfig
 
-    gen = HFGenerator.load(ModelConfig(name=args.model, dtype=args.dtype))
+    gen = HFGenerator.load(ModelConfig(name=args.model, dtype=args.dtype), thinking=args.thinking or None)
     with make(args.env) as env:
         tasks = select_tasks(env, args.split, args.episodes)
     print(f"model {args.model} ({next(gen.model.parameters()).dtype}), {args.env}/{args.split}: {len(tasks)} episodes, "
-          f"max {args.max_steps} steps, {args.max_new_tokens} new tokens, torch threads {torch.get_num_threads()}, "
+          f"max {args.max_steps} steps, {args.max_new_tokens} new tokens, thinking {args.thinking}, torch threads {torch.get_num_threads()}, "
           f"load average before {os.getloadavg()[0]:.1f}")
     rows = {}
     for name, parallel in (("lockstep", args.parallel), ("sequential", 1)):
-        wall, result = run_mode(gen, args.env, tasks, parallel, args.max_steps, args.max_new_tokens)
+        wall, result = run_mode(gen, args.env, tasks, parallel, args.max_steps, args.max_new_tokens, args.thinking)
         rows[name] = (wall, result)
         t = result.timing
         print(f"{name:<10} parallel {parallel}: {wall:7.1f} s  {60 * len(tasks) / wall:6.2f} episodes/min  "

@@ -48,7 +48,8 @@ def main() -> None:
     write_jsonl(tmp / "experts.jsonl", [t.to_dict() for t in kept])
     n_states = sum(len(t.steps) for t in kept)
     gen = HFGenerator.load(args.model)
-    # the quality-twx recipe's prompt: the default model's samples parse (the tag is prefilled)
+    # the quality-twx prompt as benchmarked (observations then cut to 300 characters; the recipe now keeps 800):
+    # the default model's samples parse (the tag is prefilled)
     prompt = PromptConfig() if args.plain_prompt else PromptConfig(history_window=1, max_observation_chars=300, prefill=True)
     base = dict(model=args.model, k=args.k, max_new_tokens=args.max_new_tokens, resample_rounds=0,
                 fallback="admissible_random", backend="transformers", prompt=prompt)
