@@ -28,7 +28,7 @@ METRICS_FILE = "metrics.jsonl"
 COLLAPSE_BAND = (0.1, 0.9)
 STUCK_NOTE = (
     " Every group got one reward, so this step had no gradient: a collapsed stage can stay here for good"
-    " (42 steps, docs/quality/observation-cut); keep the best checkpoint on dev pairs (data.select_split)."
+    " (docs/metrics.md); keep the best checkpoint on dev pairs (data.select_split)."
 )
 # TRL/transformers names -> the stage's slash-namespaced alias ({stage} is act, il or rl)
 ALIASES = {
