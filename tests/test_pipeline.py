@@ -37,6 +37,12 @@ def test_unknown_stage_is_named_with_a_suggestion(tmp_path, tiny_model_dir):
     assert main(["run", str(path)]) == 2
 
 
+def test_pairs_policy_must_train_on_expert_data_only(tmp_path, tiny_model_dir):
+    path = _recipe(tmp_path, tiny_model_dir, pairs_policy="act -> il")
+    with pytest.raises(ConfigError, match=r"pairs_policy: 'act -> il' has stage 'act'; expected stages trained on expert data only"):
+        load_recipe(str(path))
+
+
 def test_unknown_recipe_lists_the_shipped_ones():
     with pytest.raises(ConfigError, match="shipped: .*demo"):
         load_recipe("no-such-recipe")
@@ -167,3 +173,21 @@ def test_select_split_gives_the_act_stage_validation_pairs_to_keep_its_best_chec
     capsys.readouterr()
     assert main(["run", str(path), "name=tiny-sel", "data.select_split=test"]) == 2
     assert "is the held-out split" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pairs_policy_il_samples_the_alternatives_from_the_il_methods_own_stage(tmp_path, tiny_model_dir, capsys):
+    path = _recipe(tmp_path, tiny_model_dir, methods=["il", "act -> il"], pairs_policy="il")
+    data = yaml.safe_load(path.read_text())
+    data["eval"] = {"agent": False, "batch_size": 8}
+    path.write_text(yaml.safe_dump(data))
+    assert main(["run", str(path)]) == 0
+    run = tmp_path / "runs" / "tiny-twx" / "seed0"
+    starts = {p: yaml.safe_load((p / "config.yaml").read_text())["config"]["model"]["name"] for p in (run / "stages").glob("il-*")}
+    (il,) = [p for p, start in starts.items() if start == tiny_model_dir]  # IL from the base model, trained once
+    assert len(starts) == 2 and len(list((run / "stages").glob("act-*"))) == 1
+    for name in ("pairs", "heldout_pairs"):  # training and held-out pairs come from the same policy
+        assert json.loads((run / f"{name}.meta.json").read_text())["sampling_model"] == str(il / "final")
+    results = json.loads((run / "results.json").read_text())["methods"]
+    assert results["il"]["model"] == str(il / "final")
+    assert "alternatives sampled from" in capsys.readouterr().out

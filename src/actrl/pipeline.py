@@ -15,7 +15,8 @@ Choices the paper left open:
    next-action accuracy on its expert states, held-out pair accuracy on pairs built from them with
    the same initial policy and settings as the training pairs, and agent episodes on its tasks.
 2. The critic pairs for training are built once from the base model (pi_theta0) and reused by every
-   chain, as in the paper; pairs files from elsewhere can be given with `data.pairs`.
+   chain, as in the paper; pairs files from elsewhere can be given with `data.pairs`, and
+   `pairs_policy: il` samples them from the recipe's IL policy instead (its own mistakes).
 """
 
 from __future__ import annotations
@@ -130,6 +131,9 @@ class Recipe:
     data: DataSettings = field(default_factory=DataSettings)
     pairs: dict[str, Any] = field(default_factory=dict)
     """PairsConfig fields (model and prompt come from the recipe)."""
+    pairs_policy: str | None = None
+    """a method (e.g. 'il') whose trained policy proposes the alternatives instead of the base model:
+    pairs then hold that policy's own mistakes. None: the base model pi_theta0, as in the paper."""
     act: dict[str, Any] = field(default_factory=dict)
     il: dict[str, Any] = field(default_factory=dict)
     rl: dict[str, Any] = field(default_factory=dict)
@@ -150,6 +154,9 @@ class Recipe:
                     near = difflib.get_close_matches(stage, list(STAGES), n=1)
                     hint = f"; did you mean '{near[0]}'?" if near else f"; known stages: {', '.join(STAGES)}"
                     raise ValueError(f"methods: '{method}' names unknown stage '{stage}'{hint}")
+        for stage in parse_method(self.pairs_policy or ""):
+            if STAGES.get(stage, ("", "", "", ""))[3] != "experts":
+                raise ValueError(f"pairs_policy: '{self.pairs_policy}' has stage '{stage}'; expected stages trained on expert data only (e.g. 'il'), since the pairs do not exist yet")
 
     @property
     def run_dir(self) -> Path:
@@ -230,7 +237,7 @@ def pairs_config(recipe: Recipe) -> PairsConfig:
     return from_dict(PairsConfig, data, f"{recipe.name}: pairs")
 
 
-def prepare_data(recipe: Recipe, generator: Any = None) -> dict[str, Path]:
+def prepare_data(recipe: Recipe) -> dict[str, Path]:
     """Expert trajectories (train, held-out) and critic pairs (train, held-out), cached in the run dir."""
     from actrl.data.pairs import build_pairs
 
@@ -250,18 +257,22 @@ def prepare_data(recipe: Recipe, generator: Any = None) -> dict[str, Path]:
         paths["select_experts"] = collect_split(recipe, d.select_split, d.select_num, run / "select_experts.jsonl")
     reads = {kind for s in stages for kind in STAGES[s][3].split("+")}
     needs_pairs = "pairs" in reads or recipe.eval.pair_accuracy
+    cfg = pairs_config(recipe)
+    if (needs_pairs or selecting) and recipe.pairs_policy:
+        # departure from the paper: a trained policy proposes the alternatives (its own mistakes)
+        cfg.model = train_chain(recipe, recipe.pairs_policy, paths)
+        print(f"[actrl] pairs_policy '{recipe.pairs_policy}': alternatives sampled from {cfg.model}")
     if needs_pairs:
-        cfg = pairs_config(recipe)
         if d.pairs:
             paths["pairs"] = Path(d.pairs)
         else:
-            build_pairs(experts, run / "pairs.jsonl", cfg, generator)
+            build_pairs(experts, run / "pairs.jsonl", cfg)
             paths["pairs"] = run / "pairs.jsonl"
         if recipe.eval.pair_accuracy:
-            build_pairs(heldout, run / "heldout_pairs.jsonl", cfg, generator)
+            build_pairs(heldout, run / "heldout_pairs.jsonl", cfg)
             paths["heldout_pairs"] = run / "heldout_pairs.jsonl"
     if selecting:
-        build_pairs(paths["select_experts"], run / "select_pairs.jsonl", pairs_config(recipe), generator)
+        build_pairs(paths["select_experts"], run / "select_pairs.jsonl", cfg)
         paths["select_pairs"] = run / "select_pairs.jsonl"
     return paths
 
