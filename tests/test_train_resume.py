@@ -81,3 +81,17 @@ def test_il_stage_killed_after_a_checkpoint_resumes_without_repeating_steps(tmp_
     third = subprocess.run(il_command(out, tiny_model_dir), cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=300)
     assert third.returncode == 0 and "stage already finished" in third.stdout
+
+
+@pytest.mark.slow
+def test_a_stage_killed_before_its_first_checkpoint_logs_each_step_once(tmp_path, tiny_model_dir):
+    out = tmp_path / "il"
+    out.mkdir()
+    stale = [{"step": s, "il/loss": 9.0} for s in (1, 2, 3)]  # what a run killed before checkpoint-1 left
+    (out / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in stale) + '{"step": 4, "il/lo')
+    cmd = [*il_command(out, tiny_model_dir), "max_steps=3", "save_steps=3"]
+    run = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    logged = [m for m in read_metrics(out) if "il/loss" in m]
+    assert [m["step"] for m in logged] == [1, 2, 3] and all(m["il/loss"] != 9.0 for m in logged)

@@ -398,6 +398,8 @@ def run_trainer(trainer: Any, cfg: StageConfig, stage: str, evaluate: bool = Fal
         print(f"[actrl] {stage}: resuming from {ckpt} (step {step})")
         if is_main_process():
             prune_metrics(cfg.output_dir, after_step=step)  # the steps past the checkpoint are redone
+    elif is_main_process():
+        prune_metrics(cfg.output_dir, after_step=0)  # killed before its first checkpoint: every step is redone
     acc = trainer.accelerator
     print(f"[actrl] {stage}: process {acc.process_index} of {acc.num_processes} training", flush=True)
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)

@@ -9,7 +9,7 @@ Choices the paper left open:
 1. Position collapse (ACT.md pitfall): when `act/pick_first_rate` over a logging window leaves
    [0.1, 0.9] the log gets a loud warning and `act/position_collapse` is 1 for that window.
 2. metrics.jsonl is appended and flushed per log; on resume, lines past the checkpoint's step are
-   removed first, so a step appears once.
+   removed first (all lines when no checkpoint was complete), so a step appears once.
 """
 
 from __future__ import annotations
