@@ -18,7 +18,9 @@ def _write_run(root, seed: int, il: list[bool], act_il: list[bool]):
         (d / "next_action.predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     methods = {m: {"model": m, "metrics": {"next_action_accuracy": sum(c) / len(c)}}
                for m, c in (("il", il), ("act -> il", act_il))}
-    (run / "results.json").write_text(json.dumps({"seed": seed, "model": "tiny", "env": "twx", "methods": methods}))
+    verdict = f"seed {seed}'s sentence"
+    (run / "results.json").write_text(json.dumps({"seed": seed, "model": "tiny", "env": "twx", "methods": methods,
+                                                  "verdict": verdict}))
     return run
 
 
@@ -50,6 +52,10 @@ def test_report_states_the_difference_with_its_interval(tmp_path):
     line = next(x for x in text.splitlines() if x.startswith("act -> il minus il"))
     assert "+25.0 points" in line and "8 held-out states in 2 run(s)" in line
     assert "| act -> il | 2 | 62.5 ± 17.7 |" in text
+    # each run's one-seed verdict names its run
+    assert f"- {tmp_path / 'seed0'}: seed 0's sentence" in text and f"- {tmp_path / 'seed1'}: seed 1's sentence" in text
+    single = write_report([tmp_path / "seed0"], tmp_path / "one").read_text()
+    assert "- seed 0's sentence" in single
 
 
 def test_no_difference_line_without_per_state_predictions(tmp_path):

@@ -307,10 +307,11 @@ def write_report(paths: list[str | Path], out: str | Path | None = None, title: 
     if difference:
         lines.append(difference)
         lines.append("")
-    verdicts = [m.get("verdict") for m in metas if m.get("verdict")]
+    verdicts = [(path.parent, m["verdict"]) for path, m in zip(results, metas, strict=True) if m.get("verdict")]
     if verdicts:
         lines.append("## Verdict")
-        lines.extend(f"- {v}" for v in verdicts)
+        # with several runs, each one-seed sentence names its run
+        lines.extend(f"- {run}: {v}" if len(results) > 1 else f"- {v}" for run, v in verdicts)
         lines.append("")
     if images or bar:
         lines.append("## Plots")
