@@ -38,6 +38,16 @@ def test_inadmissible_alternatives_are_kept_unless_required_and_marked():
     assert unknown.kept == [("fly", "sampled", None)]  # nothing to check against: kept, marked unknown
 
 
+def test_expert_actions_of_other_steps_are_dropped_only_when_asked():
+    job = _StateJob("t#0", "t", 0, State("task", [], "obs", ["look around", "take coin", "go west"]),
+                    "look around", ("take coin",))
+    job.offer("<action>take coin</action>", require_admissible=True, k=2, exclude_expert_elsewhere=True)
+    job.offer("<action>go west</action>", require_admissible=True, k=2, exclude_expert_elsewhere=True)
+    assert [a for a, _, _ in job.kept] == ["go west"] and job.counts["dropped_expert_elsewhere"] == 1
+    job.offer("<action>Take coin</action>", require_admissible=True, k=2)  # the paper's filter keeps it
+    assert [a for a, _, _ in job.kept] == ["go west", "Take coin"]
+
+
 def test_expert_position_is_seeded_stable_and_balanced():
     ids = [f"task/{i}#0#0" for i in range(4000)]
     first = [expert_position(0, i) for i in ids]
@@ -138,3 +148,21 @@ def test_sigkill_then_rerun_loses_and_duplicates_nothing(tmp_path, twx_experts, 
     resumed = [r["pair_id"] for r in read_jsonl(killed)]
     assert len(resumed) == len(set(resumed))
     assert read_jsonl(killed) == read_jsonl(clean)  # same pairs, same order positions, as if never killed
+
+
+def test_fill_never_uses_an_expert_action_from_the_same_trajectory(tmp_path, twx_experts, tiny_model_dir):
+    from actrl.data.prompts import same_action
+    from actrl.data.records import read_trajectories
+
+    build_pairs(twx_experts, tmp_path / "plain.jsonl", _cfg(tiny_model_dir, k=3))
+    plain = read_pairs(tmp_path / "plain.jsonl")
+    meta = build_pairs(twx_experts, tmp_path / "excl.jsonl", _cfg(tiny_model_dir, k=3, exclude_expert_elsewhere=True))
+    excl = read_pairs(tmp_path / "excl.jsonl")
+    actions = {t.task_id: [s.action for s in t.steps] for t in read_trajectories(twx_experts)}
+
+    def elsewhere(p):
+        return any(same_action(p.alternative, a) for i, a in enumerate(actions[p.task_id]) if i != p.t)
+
+    assert sum(map(elsewhere, plain)) > 0  # the random fill does pick them without the option ...
+    assert not any(map(elsewhere, excl)) and len(excl) > 0  # ... and never with it
+    assert meta["settings"]["exclude_expert_elsewhere"] is True

@@ -179,7 +179,7 @@ def slug(method: str) -> str:
 
 # settings added after runs existed: left out of stage and evaluation hashes while at their default,
 # so upgrading actrl does not orphan the finished stages of an existing run directory
-_ADDED_AT_DEFAULT = {"critic_answer": "number", "share_prompt_prefill": True}
+_ADDED_AT_DEFAULT = {"critic_answer": "number", "share_prompt_prefill": True, "exclude_expert_elsewhere": False}
 
 
 def _hashable(obj: Any) -> Any:

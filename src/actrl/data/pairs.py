@@ -20,6 +20,10 @@ Choices the paper left open:
    (`admissible_random`). Off by default (the paper's pairs are policy samples only).
 3. `require_admissible`: keep only alternatives the environment lists as admissible (where the
    trajectories recorded admissible actions). Off by default.
+4. `exclude_expert_elsewhere`: drop alternatives (sampled or fallback) that are the expert's own
+   action at another step of the same trajectory ("take X" before "look around"): such a pair asks
+   about the order of two good actions and teaches the critic to reject the expert's next one.
+   Off by default.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ class PairsConfig:
     resample_rounds: int = 2
     """extra sampling rounds for states still short of K alternatives."""
     require_admissible: bool = False
+    exclude_expert_elsewhere: bool = False
+    """drop alternatives that are the expert action at another step of the same trajectory."""
     fallback: Literal["none", "admissible_likelihood", "admissible_random"] = "none"
     fallback_candidates: int = 32
     """admissible_likelihood scores at most this many admissible actions per state (a seeded random
@@ -89,6 +95,7 @@ class _StateJob:
     t: int
     state: State
     expert_action: str
+    other_expert_actions: tuple[str, ...] = ()  # the trajectory's expert actions at its other steps
     kept: list[tuple[str, str, bool | None]] = field(default_factory=list)  # (action, source, admissible)
     counts: Counter = field(default_factory=Counter)
 
@@ -97,7 +104,10 @@ class _StateJob:
             return None
         return any(same_action(action, a) for a in self.state.admissible)
 
-    def offer(self, completion: str, require_admissible: bool, k: int) -> None:
+    def is_expert_elsewhere(self, action: str) -> bool:
+        return any(same_action(action, a) for a in self.other_expert_actions)
+
+    def offer(self, completion: str, require_admissible: bool, k: int, exclude_expert_elsewhere: bool = False) -> None:
         """Filter one sampled completion into the kept alternatives, counting why drops happen."""
         self.counts["samples"] += 1
         action = parse_action(completion)
@@ -106,6 +116,9 @@ class _StateJob:
             return
         if same_action(action, self.expert_action):
             self.counts["dropped_as_expert"] += 1
+            return
+        if exclude_expert_elsewhere and self.is_expert_elsewhere(action):
+            self.counts["dropped_expert_elsewhere"] += 1
             return
         admissible = self.is_admissible(action)
         if require_admissible and admissible is False:
@@ -123,8 +136,10 @@ class _StateJob:
 def _expert_jobs(experts_path: Path) -> list[_StateJob]:
     jobs = []
     for traj in read_trajectories(experts_path):
+        actions = [step.action for step in traj.steps]
         for t, state, action in traj.states():
-            jobs.append(_StateJob(f"{traj.task_id}#{t}", traj.task_id, t, state, action))
+            others = tuple(a for i, a in enumerate(actions) if i != t and not same_action(a, action))
+            jobs.append(_StateJob(f"{traj.task_id}#{t}", traj.task_id, t, state, action, others))
     keys = [j.key for j in jobs]
     if len(set(keys)) != len(keys):
         dup = next(k for k, c in Counter(keys).items() if c > 1)
@@ -138,7 +153,9 @@ def _fallback(jobs: list[_StateJob], cfg: PairsConfig, generator: Any) -> None:
     for job in short:
         candidates = [
             a for a in job.state.admissible
-            if not same_action(a, job.expert_action) and not any(same_action(a, x) for x, _, _ in job.kept)
+            if not same_action(a, job.expert_action)
+            and not any(same_action(a, x) for x, _, _ in job.kept)
+            and not (cfg.exclude_expert_elsewhere and job.is_expert_elsewhere(a))
         ]
         if not candidates:
             continue
@@ -182,7 +199,7 @@ def _sample_chunk(jobs: list[_StateJob], cfg: PairsConfig, generator: Any, chunk
             if round_:
                 job.counts["resampled"] += 1
             for c in completions:
-                job.offer(c, cfg.require_admissible, cfg.k)
+                job.offer(c, cfg.require_admissible, cfg.k, cfg.exclude_expert_elsewhere)
     if cfg.fallback != "none":
         _fallback(jobs, cfg, generator)
 
