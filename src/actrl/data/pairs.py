@@ -318,7 +318,8 @@ def run(args) -> int:
     c = meta["counts"]
     print(
         f"states {c.get('states', 0)}  samples {c.get('samples', 0)}  unparseable {c.get('dropped_unparseable', 0)}  "
-        f"dropped-as-expert {c.get('dropped_as_expert', 0)}  dropped-invalid {c.get('dropped_invalid', 0)}  "
+        f"dropped-as-expert {c.get('dropped_as_expert', 0)}  "
+        f"dropped-expert-elsewhere {c.get('dropped_expert_elsewhere', 0)}  dropped-invalid {c.get('dropped_invalid', 0)}  "
         f"duplicates {c.get('dropped_duplicate', 0)}  fallback {c.get('fallback', 0)}  pairs {c.get('pairs', 0)}"
     )
     print(f"wrote {args.out} and {Path(args.out).stem}.meta.json")
