@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from jvm_support import kill_jvm
 
 from actrl.envs import (
     EnvError,
@@ -127,9 +128,7 @@ def test_scienceworld_restarts_a_killed_java_process_and_replays(sw):
     sw.reset(task)
     before = sw.restarts
     got = _play(sw, gold[:2])
-    proc = sw._sw._gateway.java_process  # the JVM this test's adapter started
-    proc.kill()
-    proc.wait()
+    kill_jvm(sw.pid)  # the JVM this test's adapter started
     got += _play(sw, gold[2 : len(reference)])
     assert sw.restarts == before + 1
     assert [r.observation for r in got] == [r.observation for r in reference]

@@ -31,8 +31,8 @@ Choices (the paper and the package leave these open):
 6. Step limit: counts agent actions (not simulator ticks: "wait" is 10 ticks) and is
    max(max_steps, len(gold) + GOLD_MARGIN), so a limit never cuts a gold path. Default 100, the
    package's own `envStepLimit`.
-7. A dead Java process (py4j network error) is restarted once per call: a fresh server, the same
-   task reloaded, the actions taken so far replayed, then the call retried.
+7. A dead Java process is restarted once per call (actrl/envs/jvm.py): a fresh server, the same
+   task reloaded, the actions taken so far replayed, then the call retried; `restarts` counts them.
 """
 
 from __future__ import annotations
@@ -46,12 +46,12 @@ from typing import Any, ClassVar, TypeVar
 
 from actrl.envs.base import (
     EnvError,
-    EnvUnavailableError,
     Observation,
     StepResult,
     Task,
     TextEnv,
 )
+from actrl.envs.jvm import JavaServer, construct, shutdown
 from actrl.envs.util import GOLD_MARGIN, java_ints, require_java, unknown_task
 
 R = TypeVar("R")
@@ -102,8 +102,7 @@ class ScienceWorldEnv(TextEnv):
             raise EnvError(f"scienceworld: max_steps={max_steps}: expected >= 1 (or None for {self.default_max_steps})")
         self.max_steps = max_steps or self.default_max_steps
         self.simplifications = simplifications
-        self.restarts = 0  # Java processes restarted after a crash (choice 7)
-        self._sw: Any = None  # scienceworld.ScienceWorldEnv, started lazily
+        self._java = JavaServer(self.name, self._launch)  # scienceworld.ScienceWorldEnv, started lazily
         self._task: Task | None = None
         self._gold: list[str] = []
         self._actions: list[str] = []  # actions taken since reset (replayed after a restart)
@@ -114,48 +113,38 @@ class ScienceWorldEnv(TextEnv):
 
     # ------------------------------------------------------------------ simulator process
 
-    def _start(self) -> None:
+    def _launch(self) -> Any:
         from scienceworld import ScienceWorldEnv as _Package
 
-        try:
-            with deterministic_jvm():
-                self._sw = _Package(envStepLimit=10**9)  # the adapter applies its own limit (choice 6)
-        except Exception as e:  # py4j launch errors vary: missing jar, JVM crash at start
-            raise EnvUnavailableError(f"scienceworld: the Java server did not start ({type(e).__name__}: {e})") from e
+        with deterministic_jvm():  # the adapter applies its own step limit (choice 6)
+            sw = construct(_Package, self.name, envStepLimit=10**9)
         if self.simplifications:
-            known = ["easy", *self._sw.get_possible_simplifications()]
+            known = ["easy", *sw.get_possible_simplifications()]
             for item in self.simplifications.split(","):
                 if item not in known:
+                    shutdown(sw)
                     raise EnvError(f"scienceworld: unknown simplification '{item}'; expected some of {', '.join(known)}")
+        return sw
+
+    @property
+    def restarts(self) -> int:
+        """Java processes restarted after a crash (choice 7)."""
+        return self._java.restarts
+
+    @property
+    def pid(self) -> int | None:
+        """The Java server's process id (None until the first call)."""
+        return self._java.pid
 
     def _server(self) -> Any:
-        if self._sw is None:
-            self._start()
-        return self._sw.server
+        return self._java.get().server
 
     def _stop(self) -> None:
-        if self._sw is None:
-            return
-        sw, self._sw = self._sw, None
-        try:
-            sw.close()
-        except Exception:  # the process may already be dead; nothing left to release
-            pass
+        self._java.stop()
 
     def _call(self, fn: Callable[[Any], R]) -> R:
         """Run fn(server); on a dead Java process restart it, restore the episode, and retry once."""
-        from py4j.protocol import Py4JNetworkError
-
-        try:
-            return fn(self._server())
-        except Py4JNetworkError:
-            self._stop()
-            self.restarts += 1
-            try:
-                self._restore()
-                return fn(self._server())
-            except Py4JNetworkError as e:
-                raise EnvUnavailableError(f"scienceworld: the Java server died again after a restart ({e})") from e
+        return self._java.call(lambda sw: fn(sw.server), self._restore)
 
     def _restore(self) -> None:
         """Put the running episode back into the server: reload its task and replay its actions."""
@@ -278,5 +267,7 @@ class ScienceWorldEnv(TextEnv):
         return {"scienceworld": importlib.metadata.version("scienceworld")}
 
     def close(self) -> None:
-        self._stop()
+        """Stop the Java server; safe to call twice and on an instance whose __init__ failed."""
+        if getattr(self, "_java", None) is not None:
+            self._stop()
         self._task = None

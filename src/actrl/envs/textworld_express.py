@@ -17,14 +17,18 @@ Choices:
 4. `valid` is False when the game answers "Unknown action..." (its parser's only rejection).
 5. Admissible actions come with every step's infos (`validActions`), so they are cached from the
    last step and returned for free (`cheap_admissible = True`).
+6. A dead Java process is restarted once per call (actrl/envs/jvm.py): a fresh server, the game
+   loaded, the seed reset, the actions taken so far replayed, then the call retried.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
-from actrl.envs.base import SPLITS, EnvError, EnvUnavailableError, Observation, StepResult, Task, TextEnv
+from actrl.envs.base import SPLITS, EnvError, Observation, StepResult, Task, TextEnv
+from actrl.envs.jvm import JavaServer, construct
 from actrl.envs.util import GOLD_MARGIN, java_ints, require_java, unknown_task
 
 GAMES = ("cookingworld", "twc", "coin", "mapreader", "arithmetic", "sorting", "simonsays", "peckingorder")
@@ -40,6 +44,7 @@ DEFAULT_PARAMS: dict[str, dict[str, int]] = {
     "peckingorder": {},
 }
 INVALID_PREFIX = "Unknown action"
+R = TypeVar("R")
 
 
 class TextWorldExpressEnv(TextEnv):
@@ -62,7 +67,8 @@ class TextWorldExpressEnv(TextEnv):
             if not isinstance(params, dict):
                 raise EnvError(f"{self.name}: game_params['{game}']: expected a mapping like {{numLocations: 2}}, got {params!r}")
             self.game_params[game].update(params)
-        self._twx: Any = None
+        self._java = JavaServer(self.name, self._launch)  # textworld_express.TextWorldExpressEnv, started lazily
+        self._actions: list[str] = []  # actions taken since reset (replayed after a restart)
         self._loaded_game: str | None = None
         self._seeds: dict[str, dict[str, list[int]]] = {}  # game -> split -> seeds
         self._task: Task | None = None
@@ -73,15 +79,37 @@ class TextWorldExpressEnv(TextEnv):
         self._done = False
         self._limit = self.max_steps
 
-    def _env(self) -> Any:
-        if self._twx is None:
-            from textworld_express import TextWorldExpressEnv as _Package
+    def _launch(self) -> Any:
+        from textworld_express import TextWorldExpressEnv as _Package
 
-            try:
-                self._twx = _Package(envStepLimit=10**9)  # the adapter applies its own limit
-            except Exception as e:  # py4j launch errors vary
-                raise EnvUnavailableError(f"{self.name}: the Java server did not start ({type(e).__name__}: {e})") from e
-        return self._twx
+        return construct(_Package, self.name, envStepLimit=10**9)  # the adapter applies its own limit
+
+    @property
+    def restarts(self) -> int:
+        """Java processes restarted after a crash (choice 6)."""
+        return self._java.restarts
+
+    @property
+    def pid(self) -> int | None:
+        """The Java server's process id (None until the first call)."""
+        return self._java.pid
+
+    def _env(self) -> Any:
+        return self._java.get()
+
+    def _call(self, fn: Callable[[Any], R]) -> R:
+        """fn(package env); on a dead Java process restart it, replay the episode, and retry once."""
+        return self._java.call(fn, self._restore)
+
+    def _restore(self) -> None:
+        """A fresh server has no game loaded: load the episode's game, reset its seed, replay its actions."""
+        self._loaded_game = None
+        if self._task is None:
+            return
+        self._load(self._task.name)
+        self._env().reset(seed=self._task.variation, gameFold=self._task.split, generateGoldPath=True)
+        for action in self._actions:
+            self._env().step(action)
 
     def _load(self, game: str) -> None:
         if self._loaded_game == game:
@@ -104,10 +132,16 @@ class TextWorldExpressEnv(TextEnv):
         if game not in GAMES:
             raise unknown_task(game, list(GAMES), self.name, "game")
         if game not in self._seeds:
-            self._load(game)
-            server = self._env().server
-            folds = {"train": server.getSeedsTrain(), "dev": server.getSeedsDev(), "test": server.getSeedsTest()}
-            self._seeds[game] = {s: java_ints(folds[s]) for s in SPLITS}
+
+            def ask(twx: Any) -> dict[str, list[int]]:
+                self._load(game)
+                folds = {"train": twx.server.getSeedsTrain(), "dev": twx.server.getSeedsDev(),
+                         "test": twx.server.getSeedsTest()}
+                return {s: java_ints(folds[s]) for s in SPLITS}
+
+            self._seeds[game] = self._call(ask)
+            if self._task is not None and self._task.name != game:  # the server held this episode's game
+                self._call(lambda twx: self._restore())
         return self._seeds[game][split]
 
     def tasks(self, split: str, task_names: list[str] | None = None) -> list[Task]:
@@ -120,16 +154,21 @@ class TextWorldExpressEnv(TextEnv):
     def reset(self, task: Task) -> Observation:
         if task.env != self.name:
             raise EnvError(f"{self.name}: task {task.id} belongs to environment '{task.env}'")
+        self._task, self._actions = None, []  # the previous episode is abandoned
         seeds = self.seeds(task.name, task.split)
         if task.variation not in seeds:
             raise EnvError(
                 f"{self.name}: seed {task.variation} is not in the '{task.split}' fold of '{task.name}' "
                 f"(seeds {seeds[0]}-{seeds[-1]})"
             )
-        self._load(task.name)
-        obs, info = self._env().reset(seed=task.variation, gameFold=task.split, generateGoldPath=True)
+
+        def start(twx: Any) -> tuple[str, dict[str, Any], list[str]]:
+            self._load(task.name)
+            obs, info = twx.reset(seed=task.variation, gameFold=task.split, generateGoldPath=True)
+            return obs, info, list(twx.getGoldActionSequence())
+
+        obs, info, self._gold = self._call(start)
         self._task = task
-        self._gold = list(self._env().getGoldActionSequence())
         self._valid_actions = list(info["validActions"])
         self._steps, self._score, self._done = 0, 0.0, False
         self._limit = max(self.max_steps, len(self._gold) + GOLD_MARGIN)
@@ -143,7 +182,8 @@ class TextWorldExpressEnv(TextEnv):
         self._require_episode()
         if self._done:
             raise EnvError(f"{self.name}: the episode is over; call reset(task) to start another")
-        obs, _, _, info = self._env().step(action)
+        obs, _, _, info = self._call(lambda twx: twx.step(action))
+        self._actions.append(action)
         self._steps += 1
         self._valid_actions = list(info["validActions"])
         won, failed = bool(info["tasksuccess"]), bool(info["taskfailure"])
@@ -173,11 +213,8 @@ class TextWorldExpressEnv(TextEnv):
         return {"textworld-express": importlib.metadata.version("textworld-express")}
 
     def close(self) -> None:
-        if self._twx is not None:
-            twx, self._twx = self._twx, None
-            try:
-                twx.close()
-            except Exception:  # the process may already be gone
-                pass
+        """Stop the Java server; safe to call twice and on an instance whose __init__ failed."""
+        if getattr(self, "_java", None) is not None:
+            self._java.stop()
         self._task = None
         self._loaded_game = None
