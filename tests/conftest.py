@@ -35,6 +35,16 @@ def math500_path() -> Path:
 
 @pytest.fixture(scope="session")
 def varied_model_dir(tiny_model_dir) -> str:
+    return _varied_model(tiny_model_dir, "tiny-llama-varied-test", heads=4, kv_heads=2)
+
+
+@pytest.fixture(scope="session")
+def vllm_model_dir(tiny_model_dir) -> str:
+    """The varied tiny Llama with 32-dimensional heads, the smallest vLLM's CPU attention runs."""
+    return _varied_model(tiny_model_dir, "tiny-llama-varied-hd32-test", heads=2, kv_heads=1)
+
+
+def _varied_model(tiny_model_dir: str, name: str, heads: int, kv_heads: int) -> str:
     """A tiny random Llama whose greedy completions differ from prompt to prompt.
 
     The shared tiny model ties its output embeddings, so greedy decoding just repeats the last
@@ -44,7 +54,7 @@ def varied_model_dir(tiny_model_dir) -> str:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    out = Path(tiny_model_dir).with_name("tiny-llama-varied-test")
+    out = Path(tiny_model_dir).with_name(name)
     if (out / "config.json").exists():
         return str(out)
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -53,8 +63,8 @@ def varied_model_dir(tiny_model_dir) -> str:
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
         max_position_embeddings=4096,
         initializer_range=0.2,
         tie_word_embeddings=False,

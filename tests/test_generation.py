@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from actrl.config import ConfigError
-from actrl.models.generation import HFGenerator, SamplingConfig, make_generator, render_chat, vllm_available
+from actrl.models.generation import HFGenerator, SamplingConfig, make_generator, render_chat
 from actrl.models.loading import ModelConfig
 
 PROMPTS = [
@@ -110,22 +108,6 @@ def test_bad_sampling_settings_are_rejected(tiny):
             tiny.generate(PROMPTS[:1], SamplingConfig(**bad))
     with pytest.raises(ConfigError, match="backend"):
         make_generator("default", backend="tensorrt")
-
-
-def test_vllm_backend_refused_when_not_installed():
-    if importlib.util.find_spec("vllm") is not None:
-        pytest.skip("vLLM is installed here")
-    with pytest.raises(ConfigError, match="vLLM is not installed"):
-        make_generator("default", backend="vllm")
-
-
-@pytest.mark.skipif(not vllm_available(), reason="vLLM backend needs the vllm package and a CUDA GPU")
-def test_vllm_backend_matches_interface(tiny_model_dir):
-    gen = make_generator(tiny_model_dir, backend="vllm")
-    out = gen.generate(PROMPTS[:3], SamplingConfig(temperature=1.0, n=2, max_new_tokens=6, seed=0))
-    assert [len(o) for o in out] == [2, 2, 2]
-    g1 = gen.generate(PROMPTS[:3], greedy())
-    assert g1 == gen.generate(PROMPTS[:3], greedy())
 
 
 @pytest.mark.slow
