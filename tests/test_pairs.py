@@ -104,7 +104,7 @@ def test_changed_settings_on_an_existing_file_are_refused(tmp_path, twx_experts,
 
     out = tmp_path / "pairs.jsonl"
     build_pairs(twx_experts, out, _cfg(tiny_model_dir, k=1))
-    with pytest.raises(ConfigError, match=r"different settings \(k\)"):
+    with pytest.raises(ConfigError, match=r"different settings \(file -> this run: k: 1 -> 2\)"):
         build_pairs(twx_experts, out, _cfg(tiny_model_dir, k=2))
 
 

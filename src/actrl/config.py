@@ -192,3 +192,23 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}
     return obj
+
+
+def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """The dotted keys where two nested mappings differ, as 'key: old -> new' (for mismatch errors).
+
+    >>> differences({"max_steps": 50, "game": {"twc": 1, "coin": 2}}, {"max_steps": 7, "game": {"twc": 1, "coin": 3}})
+    ['game.coin: 2 -> 3', 'max_steps: 50 -> 7']
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            where = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old:
+                out.append(f"{where}: (absent) -> {new[key]!r}")
+            elif key not in new:
+                out.append(f"{where}: {old[key]!r} -> (absent)")
+            else:
+                out += differences(old[key], new[key], where)
+        return out
+    return [] if old == new else [f"{prefix or 'value'}: {old!r} -> {new!r}"]

@@ -39,9 +39,10 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from actrl.config import ConfigError, from_dict, load_yaml, parse_overrides
+from actrl.config import ConfigError, differences, from_dict, load_yaml, parse_overrides
 from actrl.data.records import JsonlWriter, RecordError, Step, Trajectory, read_jsonl
 from actrl.envs import EnvError, Task, TextEnv, make
+from actrl.outputs import output_file
 
 
 @dataclass
@@ -153,8 +154,9 @@ def _existing(out: Path, meta: dict[str, Any], split: str) -> set[str]:
         settings = {k: traj.meta.get(k) for k in ("env", "params", "versions")}
         wanted = {k: meta[k] for k in settings}
         if settings != wanted:
+            changed = "; ".join(differences(settings, wanted))
             raise RecordError(
-                f"{out}:{line}: collected with {json.dumps(settings)}, this run uses {json.dumps(wanted)}; "
+                f"{out}:{line}: collected with other environment settings (file -> this run: {changed}); "
                 "use another --out or the same environment settings"
             )
         if (found := traj.task.get("split")) != split:
@@ -198,6 +200,10 @@ class _EnvPool:
             self._local.env = env
         return env
 
+    def restarts(self) -> int:
+        """Simulator processes restarted after a crash, over all workers (JVM-backed adapters count them)."""
+        return sum(getattr(env, "restarts", 0) for env in self._all)
+
     def close(self) -> None:
         for env in self._all:
             env.close()
@@ -205,7 +211,7 @@ class _EnvPool:
 
 def collect_config(cfg: CollectConfig, progress: bool = True) -> dict[str, Any]:
     """Collect replay-checked expert trajectories into `cfg.out`; returns the summary (choice 1-4)."""
-    start, out = time.time(), Path(cfg.out)
+    start, out = time.time(), output_file(cfg.out, "--out")  # before any simulator starts
     pool = _EnvPool(cfg.env, cfg.env_kwargs)
     try:
         env = pool.first()
@@ -245,13 +251,14 @@ def collect_config(cfg: CollectConfig, progress: bool = True) -> dict[str, Any]:
                     fut.cancel()
         bar.close()
     finally:
+        restarts = pool.restarts()
         pool.close()
     return {
         "env": cfg.env, "split": cfg.split, "out": str(out), "requested": cfg.num,
         "already_in_file": already, "collected": collected, "total": already + collected,
         "skipped": skipped, "skipped_by_reason": dict(Counter(s["reason"] for s in skipped)),
         "candidates": len(candidates), "exhausted": already + collected < cfg.num,
-        "seconds": round(time.time() - start, 1),
+        "seconds": round(time.time() - start, 1), "env_restarts": restarts,
     }
 
 
@@ -282,6 +289,8 @@ def format_summary(s: dict[str, Any]) -> str:
     if s["skipped"]:
         lines.append(f"skipped {len(s['skipped'])}: " + ", ".join(f"{r} {n}" for r, n in s["skipped_by_reason"].items()))
         lines += [f"  {x['task_id']}: {x['reason']} ({x['detail']})" for x in s["skipped"]]
+    if s.get("env_restarts"):
+        lines.append(f"environment restarts: {s['env_restarts']} (a simulator process died; its episode was replayed)")
     if s["exhausted"]:
         lines.append(f"only {s['candidates']} candidate tasks in this selection: widen --tasks/--per-task for more")
     return "\n".join(lines)

@@ -38,9 +38,10 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from actrl.config import ConfigError, from_dict, load_config, to_dict
+from actrl.config import ConfigError, differences, from_dict, load_config, to_dict
 from actrl.data.prompts import PromptConfig, action_messages, parse_action, same_action
 from actrl.data.records import CriticPair, JsonlWriter, State, read_jsonl, read_trajectories, write_jsonl
+from actrl.outputs import output_file
 
 
 @dataclass
@@ -253,22 +254,49 @@ def _construction_settings(cfg: PairsConfig) -> dict[str, Any]:
     return settings
 
 
+def check_outputs(experts: Path, out: Path, progress: Path, meta_path: Path) -> None:
+    """Refuse, before any model loads, an output that is the input, cannot be written, or exists
+    without the companions that make it resumable (rebuilding it would empty it: nothing is lost)."""
+    for path in (out, progress, meta_path):
+        if experts.exists() and path.exists() and experts.resolve() == path.resolve():
+            raise ConfigError(f"--out {out}: {path.name} is the --experts file itself; write the pairs elsewhere")
+    for path in (out, progress, meta_path):
+        output_file(path, "--out" if path == out else "--out companion")
+    if out.exists() and out.read_text(encoding="utf-8").strip():
+        missing = [p.name for p in (progress, meta_path) if not p.exists()]
+        if missing:
+            raise ConfigError(
+                f"--out {out}: exists but is not a pairs file this command can resume ({' and '.join(missing)} "
+                "missing beside it); it is left untouched: use another --out, or move it away to rebuild"
+            )
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta["settings"]  # noqa: B018 - the one key resume needs
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path}: not a pairs meta file ({type(e).__name__}: {e}); move it and its pairs away") from None
+    return meta
+
+
 def build_pairs(experts: str | Path, out: str | Path, cfg: PairsConfig, generator: Any = None) -> dict[str, Any]:
     """Build (or resume building) critic pairs from expert trajectories; returns the meta record."""
     experts, out = Path(experts), Path(out)
     progress = out.with_name(out.name + ".progress")
     meta_path = out.with_name(out.stem + ".meta.json")
+    check_outputs(experts, out, progress, meta_path)
     settings = _construction_settings(cfg)
     if meta_path.exists():
-        saved = json.loads(meta_path.read_text())["settings"]
+        saved = _read_meta(meta_path)["settings"]
         try:  # through the config class: fields added since the file was written get their defaults
             old = _construction_settings(from_dict(PairsConfig, saved, str(meta_path)))
         except ConfigError:
             old = saved
         if old != settings:
-            changed = sorted(k for k in settings if settings[k] != old.get(k))
+            changed = "; ".join(differences(old, settings))
             raise ConfigError(
-                f"{out}: exists with different settings ({', '.join(changed)}); use another --out or delete it"
+                f"{out}: exists with different settings (file -> this run: {changed}); use another --out or delete it"
             )
     jobs = _expert_jobs(experts)
     done = _resume(out, progress)
@@ -300,7 +328,9 @@ def build_pairs(experts: str | Path, out: str | Path, cfg: PairsConfig, generato
 
 def add_arguments(p) -> None:
     p.add_argument("--experts", required=True, help="expert trajectories JSONL (actrl collect)")
-    p.add_argument("--out", required=True, help="critic pairs JSONL to write (resumes if present)")
+    p.add_argument("--out", required=True,
+                   help="critic pairs JSONL to write; resumes a file this command wrote (with its .progress and "
+                        ".meta.json beside it) and refuses any other existing file")
     p.add_argument("--config", help="YAML with PairsConfig fields")
     p.add_argument("--model", help="initial policy that proposes alternatives (default: 'default')")
     p.add_argument("--k", type=int, help="alternatives per expert state (K)")

@@ -222,6 +222,22 @@ def parse_action(text: str) -> str | None:
     return inner or None
 
 
+_ACTION_TAG = re.compile(r"<\s*/?\s*action\s*>", re.IGNORECASE)
+
+
+def bare_action(text: str) -> str:
+    """An action as stored in a data file, with any <action> tags around it removed ('' if none is left).
+
+    Pair files are checked through it: "<action>open door</action>" is the action "open door".
+
+    >>> bare_action("<action> open door </action>"), bare_action("open door"), bare_action("<action></action>")
+    ('open door', 'open door', '')
+    """
+    if _ACTION_TAG.search(text):
+        return parse_action(text) or ""
+    return _SPACE.sub(" ", text).strip()
+
+
 def parse_choice(text: str, action_1: str, action_2: str, critic_answer: str = "number") -> int | None:
     """1 or 2 from the critic's <answer> slot (a number, "Action N", or the action text); else None.
 

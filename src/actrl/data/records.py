@@ -119,12 +119,16 @@ class CriticPair:
     def __post_init__(self) -> None:
         if self.expert_position not in (1, 2):
             raise RecordError(f"pair {self.pair_id}: expert_position must be 1 or 2, got {self.expert_position}")
-        from actrl.data.prompts import same_action
+        from actrl.data.prompts import bare_action, same_action
 
-        if same_action(self.expert_action, self.alternative):
+        for name in ("expert_action", "alternative"):
+            if not isinstance(getattr(self, name), str) or not bare_action(getattr(self, name)):
+                raise RecordError(f"pair {self.pair_id}: {name} is empty ({getattr(self, name)!r}); "
+                                  "a critic pair needs two actions")
+        if same_action(bare_action(self.expert_action), bare_action(self.alternative)):
             raise RecordError(
-                f"pair {self.pair_id}: the alternative '{self.alternative}' is the expert action; "
-                "a critic pair needs two different actions"
+                f"pair {self.pair_id}: the alternative '{self.alternative}' is the expert action "
+                f"'{self.expert_action}' (compared without <action> tags); a critic pair needs two different actions"
             )
 
     @property
@@ -169,7 +173,8 @@ def read_jsonl(path: str | Path, allow_torn_tail: bool = False) -> list[dict[str
         except json.JSONDecodeError as e:
             if allow_torn_tail and torn_tail and i == len(lines):
                 break
-            raise RecordError(f"{path}:{i}: not valid JSON ({e.msg} at column {e.colno})") from None
+            msg = e.msg.removesuffix(" at")  # "Unterminated string starting at" + " at column" read "at at"
+            raise RecordError(f"{path}:{i}: not valid JSON ({msg} at column {e.colno})") from None
         if not isinstance(obj, dict):
             raise RecordError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}")
         out.append(obj)
