@@ -33,8 +33,8 @@ def overrides(**kw: object) -> list[str]:
     return [f"{k}={v}" for k, v in {**SHORT_PROMPT, **kw}.items()]
 
 
-def primed_model(tiny_model_dir: str, steps: int = 60) -> str:
-    out = cache_dir() / "models" / "tiny-llama-primed-v3"
+def primed_model(tiny_model_dir: str, steps: int = 60, name: str = "tiny-llama-primed-v3") -> str:
+    out = cache_dir() / "models" / name
     if (out / "config.json").exists():
         return str(out)
     from datasets import Dataset

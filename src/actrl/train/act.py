@@ -225,6 +225,7 @@ def act_trainer(
         balance_orders=cfg.balance_orders,
         stop_token_ids=(closing_tag_token(tok, CLOSING_TAG),) if cfg.stops_at_closing_tag() else (),
         share_prompt_prefill=cfg.share_prompt_prefill,
+        vllm_kv_cache_gib=cfg.vllm_kv_cache_gib,
     )
 
 

@@ -24,6 +24,7 @@ e.g. greedy pair accuracy on validation pairs, so that transformers' `load_best_
 and restores the best checkpoint by it.
 
 Four methods are overridden, each for one reason (see their comments); everything else is TRL's.
+With `use_vllm` on a CPU, TRL's colocated engine is adapted by `actrl.train.vllm_colocate`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -41,6 +43,7 @@ from trl.trainer.utils import RepeatSampler
 from actrl.models.generation import chat_template_kwargs
 from actrl.models.generation import share_prompt_prefill as share_prompt_prefill_of
 from actrl.train.common import StageConfig, trainer_args, world_size
+from actrl.train.vllm_colocate import adapt_colocated_engine, cpu_engine_settings, vllm_on_cpu
 
 ZERO_STD_POLICIES = ("keep", "drop", "resample")
 
@@ -77,7 +80,11 @@ class GRPOStageConfig(StageConfig):
     log_completions: bool = False
     """TRL's sample table of prompts/completions every logging step (parquet under output_dir/completions)."""
     use_vllm: bool = False
+    """sample the G completions with vLLM (TRL's use_vllm); on a CPU through actrl.train.vllm_colocate."""
     vllm_mode: Literal["colocate", "server"] = "colocate"
+    """colocate: an engine inside the training process; server: `trl vllm-serve` (vllm_server_* via trl: {...})."""
+    vllm_kv_cache_gib: float | None = None
+    """colocate on a CPU: GiB of RAM for the engine's KV cache; None: min(4, 20% of available memory)."""
     stop_at_closing_tag: bool | None = None
     """end each sampled completion at the closing tag of its answer (</answer> in ACT, </action> in RL),
     as evaluation does, so no token after the answer is sampled or trained. None: on when
@@ -130,7 +137,7 @@ def closing_tag_token(tokenizer: Any, closing_tag: str) -> int:
 
 def grpo_args(cfg: GRPOStageConfig, tokenizer: Any, closing_tag: str, **extra: Any) -> GRPOConfig:
     """GRPOConfig from a GRPO stage config (one generation batch per optimizer step); `extra` adds arguments."""
-    if cfg.use_vllm and cfg.stops_at_closing_tag():  # vLLM stops on the string itself (untested here: no GPU)
+    if cfg.use_vllm and cfg.stops_at_closing_tag():  # vLLM stops on the string itself
         extra["generation_kwargs"] = {"stop": [closing_tag], "include_stop_str_in_output": True}
     return trainer_args(
         cfg,
@@ -194,6 +201,10 @@ class PairedRepeatSampler(RepeatSampler):
                     yield from [index] * self.mini_repeat_count
 
 
+def _dtype_name(args: GRPOConfig) -> str:
+    return "bfloat16" if args.bf16 else "float16" if args.fp16 else "float32"
+
+
 def _pad_cat(a: torch.Tensor, b: torch.Tensor, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad two (B, T) tensors to the same T (left for prompts, right for completions)."""
     width = max(a.size(1), b.size(1))
@@ -221,6 +232,7 @@ class ActGRPOTrainer(GRPOTrainer):
         stop_token_ids: tuple[int, ...] = (),
         share_prompt_prefill: bool = False,
         evaluator: Callable[[Any], dict[str, float]] | None = None,
+        vllm_kv_cache_gib: float | None = None,
         **kwargs: Any,
     ):
         if zero_std_groups not in ZERO_STD_POLICIES:
@@ -231,7 +243,12 @@ class ActGRPOTrainer(GRPOTrainer):
         self.balance_orders = balance_orders
         self.evaluator = evaluator
         self._last_rewards: torch.Tensor | None = None
-        super().__init__(*args, **kwargs)
+        grpo_args_ = kwargs["args"]
+        colocated_on_cpu = grpo_args_.use_vllm and grpo_args_.vllm_mode == "colocate" and vllm_on_cpu()
+        with cpu_engine_settings(_dtype_name(grpo_args_), vllm_kv_cache_gib) if colocated_on_cpu else nullcontext():
+            super().__init__(*args, **kwargs)
+        if colocated_on_cpu:
+            adapt_colocated_engine(self.vllm_generation)
         if stop_token_ids and not self.use_vllm:  # transformers generation: extra end tokens (stop_at_closing_tag)
             self.eos_token_ids = [*self.eos_token_ids, *(t for t in stop_token_ids if t not in self.eos_token_ids)]
             self.generation_kwargs["eos_token_id"] = self.eos_token_ids

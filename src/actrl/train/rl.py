@@ -98,6 +98,7 @@ def train_rl(cfg: RLConfig, experts_path: str | None = None) -> Path:
         max_resample_rounds=cfg.max_resample_rounds,
         stop_token_ids=(closing_tag_token(tok, CLOSING_TAG),) if cfg.stops_at_closing_tag() else (),
         share_prompt_prefill=cfg.share_prompt_prefill,
+        vllm_kv_cache_gib=cfg.vllm_kv_cache_gib,
     )
     attach(trainer, cfg.output_dir, "rl")
     final = run_trainer(trainer, cfg, "rl", evaluate=bool(held))
