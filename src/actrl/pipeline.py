@@ -17,6 +17,10 @@ Choices the paper left open:
 2. The critic pairs for training are built once from the base model (pi_theta0) and reused by every
    chain, as in the paper; pairs files from elsewhere can be given with `data.pairs`, and
    `pairs_policy: il` samples them from the recipe's IL policy instead (its own mistakes).
+3. Without an environment (`env.name: null`, trajectories from `actrl import`): `data.experts` and
+   `data.heldout_experts` hold the data, and what executes actions (agent evaluation, Early
+   Experience, world modeling) or reads admissible actions the data lacks is refused when the recipe
+   loads, with the setting to change.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from actrl.config import ConfigError, deep_merge, from_dict, load_yaml, parse_ov
 from actrl.data.pairs import PairsConfig
 from actrl.data.prompts import PromptConfig
 from actrl.models.loading import ModelConfig
+from actrl.models.vllm_engine import VLLMConfig
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
@@ -58,8 +63,8 @@ PROMPT_METHOD = "prompt"
 
 @dataclass
 class EnvSettings:
-    name: str = "scienceworld"
-    """a registered environment (actrl.envs.names())."""
+    name: str | None = "scienceworld"
+    """an environment: a shipped or plugin name, or package.module:ClassName; null: none (choice 3)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """adapter keyword arguments, e.g. game parameters."""
     tasks: list[str] | None = None
@@ -80,7 +85,9 @@ class DataSettings:
     """record admissible actions per expert step (RL reward, admissible-only pairs); auto: when cheap."""
     workers: int = 2
     experts: str | None = None
-    """use this expert file instead of collecting (training)."""
+    """use this expert file instead of collecting (training), e.g. one from `actrl import`."""
+    heldout_experts: str | None = None
+    """use this expert file instead of collecting the held-out split."""
     pairs: str | None = None
     """use this critic-pairs file instead of building pairs (e.g. pairs made by a larger model)."""
     select_split: str | None = None
@@ -141,6 +148,11 @@ class Recipe:
     """settings of further stages (baselines) by stage name."""
     methods: list[str] = field(default_factory=lambda: ["prompt", "il", "act -> il"])
     eval: EvalSettings = field(default_factory=EvalSettings)
+    backend: Literal["auto", "transformers", "vllm"] = "auto"
+    """generation engine for pairs and evaluation; auto: vLLM where installed (also on an x86 CPU), else
+    transformers. Stage settings (pairs.backend, act.pair_eval_backend) still win."""
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)
+    """how vLLM engines start (KV cache, eager, context); CPU and GPU defaults in actrl.models.vllm_engine."""
     report: bool = True
 
     def validate(self) -> None:
@@ -154,9 +166,25 @@ class Recipe:
                     near = difflib.get_close_matches(stage, list(STAGES), n=1)
                     hint = f"; did you mean '{near[0]}'?" if near else f"; known stages: {', '.join(STAGES)}"
                     raise ValueError(f"methods: '{method}' names unknown stage '{stage}'{hint}")
+        if self.env.name is None:
+            self._validate_without_env()
         for stage in parse_method(self.pairs_policy or ""):
             if STAGES.get(stage, ("", "", "", ""))[3] != "experts":
                 raise ValueError(f"pairs_policy: '{self.pairs_policy}' has stage '{stage}'; expected stages trained on expert data only (e.g. 'il'), since the pairs do not exist yet")
+
+    def _validate_without_env(self) -> None:
+        """Choice 3: what a recipe without an environment cannot do, each with the setting to change."""
+        for name in ("experts", "heldout_experts"):
+            if not getattr(self.data, name):
+                raise ValueError(f"env.name is null (no environment): data.{name} must name an expert file (actrl import) to use instead of collecting")
+        if self.eval.agent or self.eval.columns:
+            raise ValueError("env.name is null (no environment): agent evaluation plays episodes in one; set eval.agent=false and no eval.columns")
+        if self.data.select_split:
+            raise ValueError("env.name is null (no environment): data.select_split collects from one; leave it null")
+        for stage in {s for m in self.methods + [self.pairs_policy or ""] for s in parse_method(m)}:
+            if stage in STAGES and executes_actions(stage):
+                raise ValueError(f"env.name is null (no environment): stage '{stage}' executes actions in one (Early Experience); "
+                                 "remove it from methods or set env.name")
 
     @property
     def run_dir(self) -> Path:
@@ -233,7 +261,8 @@ def collect_split(recipe: Recipe, split: str, num: int, out: Path) -> Path:
 
 def pairs_config(recipe: Recipe) -> PairsConfig:
     """The recipe's pair settings, with its model, seed and prompt."""
-    data = {"model": recipe.model.name, "seed": recipe.seed, **recipe.pairs, "prompt": to_dict(recipe.prompt)}
+    data = {"model": recipe.model.name, "seed": recipe.seed, "backend": recipe.backend, **recipe.pairs,
+            "prompt": to_dict(recipe.prompt)}
     return from_dict(PairsConfig, data, f"{recipe.name}: pairs")
 
 
@@ -245,8 +274,10 @@ def prepare_data(recipe: Recipe) -> dict[str, Path]:
     run.mkdir(parents=True, exist_ok=True)
     d = recipe.data
     experts = Path(d.experts) if d.experts else collect_split(recipe, d.train_split, d.train_num, run / "experts.jsonl")
-    heldout = collect_split(recipe, d.heldout_split, d.heldout_num, run / "heldout_experts.jsonl")
+    heldout = (Path(d.heldout_experts) if d.heldout_experts
+               else collect_split(recipe, d.heldout_split, d.heldout_num, run / "heldout_experts.jsonl"))
     paths = {"experts": experts, "heldout_experts": heldout}
+    check_imported(recipe, paths)
     stages = {s for m in recipe.methods for s in parse_method(m)}
     selecting = bool(d.select_split) and any(selects_checkpoints(s) for s in stages)
     if d.select_split and not selecting:
@@ -300,6 +331,34 @@ def stage_config(
     key = _hash({"stage": stage, "settings": base, "data": str(data_path)})
     base["output_dir"] = str(run / "stages" / f"{stage}-{key}")
     return from_dict(cls, base, f"{recipe.name}: {stage}")
+
+
+def executes_actions(stage: str) -> bool:
+    """True when the stage runs actions in the environment (its config has an `env` field)."""
+    module, cls_name, _, _ = STAGES[stage]
+    cls = getattr(importlib.import_module(module), cls_name)
+    return "env" in {f.name for f in dataclasses.fields(cls)}
+
+
+def check_imported(recipe: Recipe, paths: dict[str, Path]) -> None:
+    """Imported trajectories (no state to replay, no admissible actions) meet no stage that needs them."""
+    from actrl.data.importers import require_environment
+    from actrl.data.records import read_trajectories
+
+    stages = {s for m in recipe.methods for s in parse_method(m)}
+    acting = sorted(s for s in stages if executes_actions(s))
+    pairs = pairs_config(recipe)
+    needs_pairs = any("pairs" in STAGES[s][3] for s in stages) or recipe.eval.pair_accuracy
+    for kind in ("experts", "heldout_experts"):
+        trajectories = read_trajectories(paths[kind])
+        if acting:
+            require_environment(paths[kind], trajectories, f"stage '{acting[0]}' executes actions from their states (Early Experience)")
+        if needs_pairs and (pairs.require_admissible or pairs.fallback != "none") and not any(
+            step.admissible for t in trajectories for step in t.steps
+        ):
+            setting = "pairs.require_admissible=true" if pairs.require_admissible else f"pairs.fallback={pairs.fallback}"
+            raise ConfigError(f"{paths[kind]}: no admissible actions recorded (imported, or collected with record_admissible=never); "
+                              f"{setting} needs them: set it off, or collect with data.record_admissible=always")
 
 
 def selects_checkpoints(stage: str) -> bool:
@@ -379,7 +438,18 @@ def evaluate_method(recipe: Recipe, method: str, model: str, data: dict[str, Pat
         if saved.get("key") == key:
             return saved["metrics"]
     out.mkdir(parents=True, exist_ok=True)
-    gen = make_generator(ModelConfig(**{**to_dict(recipe.model), "name": model}), thinking=recipe.prompt.thinking)
+    gen = make_generator(ModelConfig(**{**to_dict(recipe.model), "name": model}), backend=recipe.backend,
+                         thinking=recipe.prompt.thinking, vllm=recipe.vllm)
+    try:
+        metrics = _metrics_of(recipe, gen, model, data, out)
+    finally:
+        gen.close()  # a vLLM engine's processes and KV cache go before the next method trains
+    cached.write_text(json.dumps({"key": key, "model": model, "metrics": metrics}, indent=1))
+    return metrics
+
+
+def _metrics_of(recipe: Recipe, gen: Any, model: str, data: dict[str, Path], out: Path) -> dict[str, Any]:
+    """The evaluations `recipe.eval` asks for, of the policy `gen` (named `model`), written under `out`."""
     metrics: dict[str, Any] = {}
     if recipe.eval.next_action:
         from actrl.data.records import read_trajectories
@@ -447,7 +517,6 @@ def evaluate_method(recipe: Recipe, method: str, model: str, data: dict[str, Pat
                         f"{recipe.name}: eval.reasoning.{bench}")
         agg = evaluate_reasoning(cfg, gen)["aggregate"]
         metrics[bench.replace("-", "_")] = agg["accuracy_mean"]
-    cached.write_text(json.dumps({"key": key, "model": model, "metrics": metrics}, indent=1))
     return metrics
 
 
@@ -494,14 +563,14 @@ def run_recipe(recipe: Recipe, stages_from: Path | None = None) -> Path:
 def _write_results(recipe: Recipe, methods: dict[str, dict[str, Any]]) -> Path:
     from actrl.envs import env_class
 
-    env = env_class(recipe.env.name)
+    env = env_class(recipe.env.name) if recipe.env.name else None
     results = {
         "recipe": recipe.name,
         "seed": recipe.seed,
         "model": recipe.model.name,
         "env": recipe.env.name,
         "eval_split": recipe.eval.split or recipe.data.heldout_split,
-        "env_class": f"{env.__module__}.{env.__name__}",
+        "env_class": f"{env.__module__}.{env.__name__}" if env else None,
         "methods": methods,
         "verdict": verdict(methods),
     }

@@ -151,6 +151,9 @@ def _existing(out: Path, meta: dict[str, Any], split: str) -> set[str]:
             traj = Trajectory.from_dict(row)
         except (KeyError, TypeError, ValueError) as e:
             raise RecordError(f"{out}:{line}: not a trajectory record ({type(e).__name__}: {e})") from None
+        if str(traj.meta.get("source", "")).startswith("import:"):
+            raise RecordError(f"{out}:{line}: a trajectory from {traj.meta['source']}; collected and imported "
+                              "trajectories are never mixed: use another --out")
         settings = {k: traj.meta.get(k) for k in ("env", "params", "versions")}
         wanted = {k: meta[k] for k in settings}
         if settings != wanted:
