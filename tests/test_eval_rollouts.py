@@ -176,7 +176,7 @@ def test_cli_thinking_baseline_sets_prompt_and_token_budget(tiny_model_dir, tmp_
 def test_cli_bad_input_is_one_line_error(tiny_model_dir, tmp_path, capsys, extra, message):
     assert main(["eval", "agent", "--model", tiny_model_dir, "--out", str(tmp_path), *extra]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("actrl eval: error:") and message in err and "\n" not in err
+    assert err.startswith("actrl eval agent: error:") and message in err and "\n" not in err
 
 
 def test_cli_lists_eval_kinds(capsys):

@@ -119,8 +119,8 @@ def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
     if callable(validate):
         try:
             validate()
-        except ValueError as e:
-            raise ConfigError(f"{where or cls.__name__}: {e}") from None
+        except ValueError as e:  # at the top level the source (file, "options") already says where
+            raise ConfigError(f"{where}: {e}" if where else str(e)) from None
     return obj
 
 
@@ -180,7 +180,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     """YAML file (optional) + overrides -> validated `cls` instance."""
     data = load_yaml(path) if path else {}
     data = deep_merge(data, parse_overrides(overrides or []))
-    return from_dict(cls, data, str(path) if path else "config")
+    return from_dict(cls, data, str(path) if path else "options")
 
 
 def to_dict(obj: Any) -> Any:

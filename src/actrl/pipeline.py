@@ -39,6 +39,7 @@ from actrl.config import ConfigError, deep_merge, from_dict, load_yaml, parse_ov
 from actrl.data.pairs import PairsConfig
 from actrl.data.prompts import PromptConfig
 from actrl.models.loading import ModelConfig
+from actrl.outputs import output_dir
 from actrl.models.vllm_engine import VLLMConfig
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -230,6 +231,11 @@ def load_recipe(path_or_name: str, overrides: list[str] | None = None) -> Recipe
         path = shipped
     data = deep_merge(load_yaml(path), parse_overrides(overrides or []))
     recipe = from_dict(Recipe, data, str(path))
+    if recipe.env.name:  # an unknown env.kwargs key fails here too, with the nearest accepted one
+        from actrl.envs import env_class
+        from actrl.envs.util import check_kwargs
+
+        check_kwargs(recipe.env.name, env_class(recipe.env.name), recipe.env.kwargs)
     # build every stage's config now: a typo in stage settings fails here, not after data collection
     for stage in {s for m in recipe.methods for s in parse_method(m)}:
         stage_config(recipe, stage, recipe.model.name, Path("<data>"), recipe.run_dir)
@@ -542,8 +548,7 @@ def run_recipe(recipe: Recipe, stages_from: Path | None = None) -> Path:
 
     if stages_from is not None:
         stages_from = reuse_stages_from(recipe, Path(stages_from))
-    run = recipe.run_dir
-    run.mkdir(parents=True, exist_ok=True)
+    run = output_dir(recipe.run_dir, "run directory")  # before any environment or model starts
     (run / "config.yaml").write_text(yaml.safe_dump({"recipe": to_dict(recipe), "actrl": actrl.__version__}, sort_keys=False))
     data = prepare_data(recipe)
     methods: dict[str, dict[str, Any]] = {}

@@ -23,6 +23,7 @@ from actrl.envs.base import (
     UnknownTaskError,
 )
 from actrl.envs.plugins import PluginError, is_target, load_target, plugin_targets
+from actrl.envs.util import check_kwargs
 
 # name -> "module:ClassName"
 _REGISTRY: dict[str, str] = {
@@ -83,6 +84,7 @@ def env_class(name: str) -> type[TextEnv]:
 def make(name: str, **kwargs: Any) -> TextEnv:
     """Create environment `name` with adapter-specific keyword arguments."""
     cls = env_class(name)
+    check_kwargs(name, cls, kwargs)  # an unknown key: named, with the nearest accepted one
     return cls(**kwargs)
 
 

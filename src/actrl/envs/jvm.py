@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -77,7 +78,10 @@ def construct(cls: type, env_name: str, **kwargs: Any) -> Any:
         package.__init__(**kwargs)
     except Exception as e:  # py4j launch errors vary: missing jar, JVM exiting at start
         shutdown(package)
-        raise EnvUnavailableError(f"{env_name}: the Java server did not start ({one_line(e)})") from None
+        java = shutil.which("java") or "java"
+        raise EnvUnavailableError(
+            f"{env_name}: the Java server did not start ({one_line(e)}); check that `{java} -version` works"
+        ) from None
     return package
 
 

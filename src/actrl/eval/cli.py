@@ -92,6 +92,16 @@ def build_config(cls: type[T], args: argparse.Namespace, overrides: list[str]) -
     return from_dict(cls, data, args.config or "options")
 
 
+def check_policy(args: argparse.Namespace) -> None:
+    """--model and --lora checked before an environment starts or weights load (a hub id fails fast offline)."""
+    from actrl.models.loading import check_lora_adapter, resolve_model
+
+    if args.model != "default":  # the default model is shipped; resolving it may convert it (slow, once)
+        resolve_model(args.model)
+    if args.lora:
+        check_lora_adapter(args.lora)
+
+
 def make_policy(args: argparse.Namespace) -> Any:
     """The generator for --model/--lora/--backend/--dtype/--thinking."""
     from actrl.models.generation import make_generator

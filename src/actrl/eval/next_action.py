@@ -163,20 +163,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actrl.eval.cli import build_config, make_policy
+    from actrl.eval.cli import build_config, check_policy, make_policy
     from actrl.eval.metrics import format_table
+    from actrl.outputs import output_file
 
-    overrides = list(args.overrides) + ([f"max_states={args.max_states}"] if args.max_states else [])
+    overrides = list(args.overrides) + ([f"max_states={args.max_states}"] if args.max_states is not None else [])
     cfg = build_config(NextActionConfig, args, overrides)
     trajectories = read_trajectories(args.experts)
-    out = Path(args.out) if args.out else None
-    predictions = out.with_name(out.stem + ".predictions.jsonl") if out else None
+    out = output_file(args.out, "--out") if args.out else None  # before the model loads
+    predictions = output_file(out.with_name(out.stem + ".predictions.jsonl"), "--out companion") if out else None
+    check_policy(args)
     metrics = evaluate_next_action(make_policy(args), trajectories, cfg, predictions)
     result = {"model": args.model, "experts": args.experts, **metrics, "settings": to_dict(cfg)}
     print(format_table([result], [("model", "model"), ("states", "states"), ("accuracy", "accuracy"),
                                  ("format_failure_rate", "format failures"), ("admissible_rate", "admissible")]))
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1) + "\n")
         print(f"wrote {out} and {predictions}")
     return 0

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
+from actrl.config import to_dict
 from actrl.data.prompts import PromptConfig, critic_messages
 from actrl.data.records import CriticPair, read_pairs
 from actrl.models.generation import Generator, SamplingConfig, make_generator
@@ -98,6 +98,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="hub id, 'default', or a checkpoint directory")
     parser.add_argument("--pairs", required=True, help="critic pairs JSONL")
     parser.add_argument("--thinking", action="store_true", help="ask for reasoning before the answer")
+    parser.add_argument("--prefill", action="store_true",
+                        help="start each answer with <answer> (for a model that rarely writes the tag itself)")
     parser.add_argument("--history-window", type=int, default=PromptConfig.history_window)
     parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
     parser.add_argument("--n", type=int, default=1, help="samples per pair (temperature > 0)")
@@ -109,18 +111,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="write the result as JSON here")
 
 
+FORMAT_WARNING_RATE = 0.5
+"""warn when at least this share of answers has no parseable choice."""
+
+
+def format_warning(result: dict[str, Any], prompt_cfg: PromptConfig, sampling: SamplingConfig) -> str | None:
+    """A warning naming the fix when most answers had no parseable <answer> choice, else None.
+
+    >>> format_warning({"format_failure_rate": 1.0}, PromptConfig(), default_sampling())
+    'warning: 100% of the answers had no parseable <answer>1</answer> or <answer>2</answer> (an unclosed or missing tag); accuracy counts them as wrong. Try --prefill (start the answer with <answer>) or more --max-new-tokens (now 32)'
+    """
+    rate = result["format_failure_rate"]
+    if rate < FORMAT_WARNING_RATE:
+        return None
+    fixes = [] if prompt_cfg.prefill or prompt_cfg.thinking else ["--prefill (start the answer with <answer>)"]
+    fixes.append(f"more --max-new-tokens (now {sampling.max_new_tokens})")
+    return (f"warning: {rate:.0%} of the answers had no parseable <answer>1</answer> or <answer>2</answer> "
+            f"(an unclosed or missing tag); accuracy counts them as wrong. Try {' or '.join(fixes)}")
+
+
 def run(args: argparse.Namespace) -> int:
-    pairs = read_pairs(args.pairs)
-    prompt_cfg = PromptConfig(history_window=args.history_window, thinking=args.thinking)
+    import sys
+
+    from actrl.config import from_dict
+    from actrl.models.loading import resolve_model
+    from actrl.outputs import output_file
+
+    # everything a user typed is checked before the model loads: configs, pairs, the output path
+    prompt_cfg = from_dict(PromptConfig, {"history_window": args.history_window, "thinking": args.thinking,
+                                          "prefill": args.prefill}, "options")
     sampling = default_sampling(args.thinking)
     sampling.temperature, sampling.n, sampling.batch_size = args.temperature, args.n, args.batch_size
-    if args.max_new_tokens:
+    if args.max_new_tokens is not None:
         sampling.max_new_tokens = args.max_new_tokens
+    sampling = from_dict(SamplingConfig, to_dict(sampling), "options")
+    out = output_file(args.out, "--out") if args.out else None
+    pairs = read_pairs(args.pairs)
+    if args.model != "default":
+        resolve_model(args.model)
     gen = make_generator(args.model, backend=args.backend, thinking=args.thinking)
     result = {"model": args.model, "pairs": args.pairs, **pair_accuracy(gen, pairs, prompt_cfg, sampling, both_orders=not args.recorded_order_only)}
     text = json.dumps(result, indent=1)
     print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    if out:
+        out.write_text(text + "\n")
+    warning = format_warning(result, prompt_cfg, sampling)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0

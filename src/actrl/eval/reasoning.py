@@ -38,7 +38,8 @@ from typing import Any, Literal
 from actrl.config import ConfigError, from_dict, to_dict
 from actrl.data.records import RecordError
 from actrl.eval.reasoning_data import GPQA_PROMPT, MATH_PROMPT, Question, grade, load_questions, messages
-from actrl.models.loading import ModelConfig
+from actrl.models.loading import ModelConfig, check_lora_adapter, resolve_model
+from actrl.outputs import output_file
 
 SAMPLING_TEMPERATURE = 0.6  # several seeds: the temperature Qwen3's card recommends for reasoning
 COMPAT_KEYS = (
@@ -284,6 +285,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     keys = [f.replace("-", "_") for f in ReasoningEvalConfig.__dataclass_fields__]
-    cfg = from_dict(ReasoningEvalConfig, {k: getattr(args, k) for k in keys}, "actrl eval reasoning")
+    cfg = from_dict(ReasoningEvalConfig, {k: getattr(args, k) for k in keys}, "options")
+    output_file(cfg.out, "--out")  # before questions load or the model does
+    if cfg.lora:
+        check_lora_adapter(cfg.lora)
+    if cfg.model != "default":
+        resolve_model(cfg.model)
     evaluate_reasoning(cfg)
     return 0

@@ -321,6 +321,7 @@ def evaluate_agent(generator: Generator, env_name: str, tasks: Sequence[Task], c
         bar.close()
         if writer:
             writer.close()
+        timing["env_restarts"] = sum(getattr(w.env, "restarts", 0) for w in workers)  # JVMs restarted, episodes replayed
         _parallel(pool, lambda w: w.env.close(), [(w,) for w in workers])
         pool.shutdown()
     timing["wall_s"] = time.perf_counter() - start
@@ -359,15 +360,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actrl.eval.cli import build_config, make_policy
+    from actrl.eval.cli import build_config, check_policy, make_policy
     from actrl.eval.metrics import format_table
+    from actrl.outputs import output_dir
 
     overrides = [f"max_steps={args.max_steps}"] * (args.max_steps is not None)
     overrides += [f"workers={args.workers}"] * (args.workers is not None)
     cfg = build_config(EvalConfig, args, overrides + list(args.overrides))
     cfg.model = args.model + (f"+{args.lora}" if args.lora else "")  # the policy the generator loads
     out = args.out or cfg.out_dir or str(Path("runs") / "eval" / cfg.model.strip("/.~").replace("/", "_") / args.env)
-    cfg.out_dir = out
+    cfg.out_dir = str(output_dir(out, "--out"))  # before an environment starts or the model loads
+    check_policy(args)
     names = [n.strip() for arg in args.tasks or [] for n in arg.split(",") if n.strip()] or None
     with make(args.env, **cfg.env_kwargs) as env:
         tasks = select_tasks(env, args.split, args.episodes, names)
@@ -384,5 +387,7 @@ def run(args: argparse.Namespace) -> int:
         rows = [{"task": name, **agg} for name, agg in by_task.items()]
         print(format_table(rows, [("task", "task"), ("episodes", "episodes"), ("success_rate", "success"),
                                   ("mean_score", "score")]))
+    if result.timing.get("env_restarts"):
+        print(f"environment restarts: {result.timing['env_restarts']} (a simulator process died; its episode was replayed)")
     print(f"wrote {result.episodes_path} and {result.summary_path}")
     return 0

