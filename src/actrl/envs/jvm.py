@@ -11,14 +11,16 @@ Both packages wrap one JVM per environment object. What can go wrong, and what t
    (`actrl.interrupts.interrupted()`) a death is an `EnvInterruptedError`, never a restart.
 3. A Java that starts and dies: one `EnvUnavailableError`, and the half-built package object is
    disarmed so its `__del__` (which calls `close()` on a missing `_gateway`) stays silent.
-4. py4j logs every failed call with a traceback; a dead JVM is handled here, so its logger is
-   quieted to CRITICAL unless the user set a level for it.
+4. py4j logs every failed call with a traceback (its own logger, and the root logger through
+   `logging.exception`); a dead JVM is handled here, so its logger is quieted to CRITICAL unless
+   the user set a level for it, and its root-logger records are filtered out.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -31,6 +33,18 @@ R = TypeVar("R")
 _PY4J_LOG = logging.getLogger("py4j")
 if _PY4J_LOG.level == logging.NOTSET:
     _PY4J_LOG.setLevel(logging.CRITICAL)
+
+
+class _NoPy4JTracebacks(logging.Filter):
+    """py4j also logs through the root logger (`logging.exception` in GatewayClient.send_command):
+    one traceback per failed call, hundreds on Ctrl-C; this drops those records (choice 4)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"{os.sep}py4j{os.sep}" not in record.pathname
+
+
+if not any(isinstance(f, _NoPy4JTracebacks) for f in logging.getLogger().filters):
+    logging.getLogger().addFilter(_NoPy4JTracebacks())
 
 
 class EnvInterruptedError(EnvError):
