@@ -1,18 +1,19 @@
-"""Agent-evaluation throughput: lockstep batched episodes vs one episode at a time.
+"""Agent-evaluation throughput: vLLM lockstep vs transformers lockstep vs transformers one episode at a time.
 
-    .venv/bin/python bench/eval_throughput.py                          # SmolLM2 default, TWX, 8 episodes
+    .venv/bin/python bench/eval_throughput.py                          # SmolLM2 default, TWX, 8 episodes, both engines
     .venv/bin/python bench/eval_throughput.py --env scienceworld --max-steps 5
-    .venv/bin/python bench/eval_throughput.py --model /path/to/tiny --dtype float32
-    .venv/bin/python bench/eval_throughput.py --threads 1      # on a CPU shared with other jobs
-    .venv/bin/python bench/eval_throughput.py --thinking --max-new-tokens 256 --max-steps 3   # prompt-with-thinking baseline
+    .venv/bin/python bench/eval_throughput.py --backend transformers   # transformers modes only
+    .venv/bin/python bench/eval_throughput.py --thinking --max-new-tokens 256 --max-steps 3   # prompt-with-thinking
 
-Both modes run `actrl.eval.rollouts.evaluate_agent` with the same model, tasks and greedy decoding:
-(a) lockstep: `--parallel` episodes live at once, ONE batched generate call per step over all of
-them, one environment worker each; (b) sequential: one worker, batch size 1, so episodes play one
-after another. Timed from the call (environment start-up included; model load excluded). Prints
-episodes per minute for both, the ratio, the generation / environment split, and how many
-episodes took identical actions in both modes (bf16 batching may flip a near-tie argmax).
-Prints numbers only; nothing is asserted. Note the machine load: the ratio depends on it.
+Every mode runs `actrl.eval.rollouts.evaluate_agent` with the same model, tasks and greedy decoding:
+(a) transformers one at a time: one worker, batch size 1 (the baseline); (b) transformers lockstep:
+`--parallel` episodes live at once, ONE batched generate call per step; (c) vLLM lockstep, the same
+with vLLM's engine. All play on one `EnvPool` of environments started once, before the model loads
+(the JVMs start while the engine warms up), so environment start-up is reported separately and
+excluded from every mode, as are model load and engine start-up. Prints each mode's wall time, the
+generate / environment split, the ratios against (a) and (b), and how many episodes took identical
+actions (bf16 batching may flip a near-tie argmax). Numbers only; nothing is asserted. Note the
+machine load: the ratios depend on it.
 """
 
 from __future__ import annotations
@@ -22,16 +23,16 @@ import os
 import time
 
 
-def run_mode(gen, env: str, tasks, parallel: int, max_steps: int, max_new_tokens: int, thinking: bool):
+def run_mode(gen, env: str, tasks, envs, parallel: int, args) -> tuple[float, object]:
     from actrl.data.prompts import PromptConfig
     from actrl.eval.rollouts import EvalConfig, evaluate_agent
 
-    cfg = EvalConfig(max_steps=max_steps, workers=parallel, model="bench", progress=False,
-                     prompt=PromptConfig(thinking=thinking))
+    cfg = EvalConfig(max_steps=args.max_steps, workers=parallel, model="bench", progress=False,
+                     prompt=PromptConfig(thinking=args.thinking))
     cfg.sampling.batch_size = parallel
-    cfg.sampling.max_new_tokens = max_new_tokens
+    cfg.sampling.max_new_tokens = args.max_new_tokens
     t0 = time.perf_counter()
-    result = evaluate_agent(gen, env, tasks, cfg)
+    result = evaluate_agent(gen, env, tasks, cfg, envs=envs)
     return time.perf_counter() - t0, result
 
 
@@ -39,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default")
     parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--backend", choices=["both", "vllm", "transformers"], default="both")
     parser.add_argument("--env", default="textworld_express")
     parser.add_argument("--split", default="test")
     parser.add_argument("--episodes", type=int, default=8)
@@ -47,37 +49,76 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--thinking", action="store_true",
                         help="reason in <think> before the action (the prompt-with-thinking baseline; decode-heavy)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (1 avoids thread thrashing on a busy machine)")
     args = parser.parse_args()
 
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
     from actrl.envs import make
-    from actrl.eval.rollouts import select_tasks
+    from actrl.eval.rollouts import EnvPool, select_tasks
     from actrl.models.generation import HFGenerator
     from actrl.models.loading import ModelConfig
+    from actrl.models.vllm_engine import VLLMGenerator
 
-    gen = HFGenerator.load(ModelConfig(name=args.model, dtype=args.dtype), thinking=args.thinking or None)
+    model = ModelConfig(name=args.model, dtype=args.dtype)
     with make(args.env) as env:
         tasks = select_tasks(env, args.split, args.episodes)
-    print(f"model {args.model} ({next(gen.model.parameters()).dtype}), {args.env}/{args.split}: {len(tasks)} episodes, "
-          f"max {args.max_steps} steps, {args.max_new_tokens} new tokens, thinking {args.thinking}, torch threads {torch.get_num_threads()}, "
+    t0 = time.perf_counter()
+    envs = EnvPool(args.env, {}, min(args.parallel, len(tasks)))  # starts now, in the background
+    engines = {}
+    starts = {}
+    if args.backend in ("both", "vllm"):
+        t = time.perf_counter()
+        engines["vllm"] = VLLMGenerator(model, thinking=args.thinking or None)
+        starts["vllm engine start-up"] = time.perf_counter() - t
+    if args.backend in ("both", "transformers"):
+        t = time.perf_counter()
+        engines["transformers"] = HFGenerator.load(model, thinking=args.thinking or None)
+        starts["transformers model load"] = time.perf_counter() - t
+    envs.envs(envs.size)
+    starts[f"{envs.size} environments ready (started in the background at t=0)"] = time.perf_counter() - t0
+    print(f"model {args.model}, {args.env}/{args.split}: {len(tasks)} episodes, max {args.max_steps} steps, "
+          f"{args.max_new_tokens} new tokens, thinking {args.thinking}, {os.cpu_count()} cores, "
           f"load average before {os.getloadavg()[0]:.1f}")
+    for what, secs in starts.items():
+        print(f"  {what}: {secs:.1f} s")
+
+    modes = []
+    if "transformers" in engines:
+        modes += [("transformers one at a time", "transformers", 1), ("transformers lockstep", "transformers", args.parallel)]
+    if "vllm" in engines:
+        modes.append(("vllm lockstep", "vllm", args.parallel))
     rows = {}
-    for name, parallel in (("lockstep", args.parallel), ("sequential", 1)):
-        wall, result = run_mode(gen, args.env, tasks, parallel, args.max_steps, args.max_new_tokens, args.thinking)
-        rows[name] = (wall, result)
-        t = result.timing
-        print(f"{name:<10} parallel {parallel}: {wall:7.1f} s  {60 * len(tasks) / wall:6.2f} episodes/min  "
-              f"generate {t['generate_s']:.1f} s, environment {t['env_s']:.1f} s, {t['generate_calls']} generate calls, "
-              f"mean steps {result.aggregates['mean_steps']:.1f}, load average {os.getloadavg()[0]:.1f}")
-    (w_lock, r_lock), (w_seq, r_seq) = rows["lockstep"], rows["sequential"]
-    same = sum(a["actions"] == b["actions"] for a, b in zip(r_lock.episodes, r_seq.episodes, strict=True))
-    print(f"speed-up lockstep / sequential: {w_seq / w_lock:.2f}x (target >= 4x at 8 parallel episodes)")
-    print(f"episodes with identical actions in both modes: {same}/{len(tasks)}")
+    try:
+        for name, engine, parallel in modes:
+            wall, result = run_mode(engines[engine], args.env, tasks, envs, parallel, args)
+            rows[name] = (wall, result)
+            t = result.timing
+            print(f"{name:<27} parallel {parallel}: {wall:7.1f} s  {60 * len(tasks) / wall:6.2f} episodes/min  "
+                  f"generate {t['generate_s']:.1f} s, environment {t['env_s']:.1f} s, {t['generate_calls']} generate "
+                  f"calls, mean steps {result.aggregates['mean_steps']:.1f}, success {result.aggregates['success_rate']:.2f}, "
+                  f"load average {os.getloadavg()[0]:.1f}")
+    finally:
+        envs.close()
+        for gen in engines.values():
+            gen.close()
+
+    def ratio(a: str, b: str, key: str | None = None) -> str:
+        if a not in rows or b not in rows:
+            return "n/a"
+        wa = rows[a][1].timing[key] if key else rows[a][0]
+        wb = rows[b][1].timing[key] if key else rows[b][0]
+        return f"{wb / wa:.2f}x"
+
+    base, lock, vllm = "transformers one at a time", "transformers lockstep", "vllm lockstep"
+    print(f"speed-up, whole evaluation: vllm lockstep / one at a time {ratio(vllm, base)}; transformers lockstep / one "
+          f"at a time {ratio(lock, base)}; vllm / transformers, both lockstep {ratio(vllm, lock)}")
+    print(f"speed-up, generation only: vllm lockstep / one at a time {ratio(vllm, base, 'generate_s')}; "
+          f"vllm / transformers, both lockstep {ratio(vllm, lock, 'generate_s')}")
+    names = list(rows)
+    for other in names[1:]:
+        same = sum(a["actions"] == b["actions"] for a, b in zip(rows[names[0]][1].episodes, rows[other][1].episodes, strict=True))
+        steps = sum(sum(x == y for x, y in zip(a["actions"], b["actions"], strict=False))
+                    for a, b in zip(rows[names[0]][1].episodes, rows[other][1].episodes, strict=True))
+        total = sum(len(a["actions"]) for a in rows[names[0]][1].episodes)
+        print(f"identical actions, {names[0]} vs {other}: {same}/{len(tasks)} episodes, {steps}/{total} steps in step order")
 
 
 if __name__ == "__main__":

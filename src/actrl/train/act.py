@@ -16,7 +16,7 @@ Choices the paper left open (GRPO knobs: see GRPOStageConfig; common ones: see t
    (train/rewards.py, choice 4); it needs balance_orders=true. `position_penalty` also scores a
    position-consistent (content-inconsistent) answer below a wrong but content-consistent one (choice 5).
 4. Pair accuracy is greedy, before and after the stage, on the main process, with the generation
-   backend of `actrl.models.generation` (vLLM when installed on a GPU).
+   backend of `actrl.models.generation` (vLLM where installed, on a GPU or an x86 CPU).
 5. With the answer tag prefilled, sampled completions end at </answer> (`stop_at_closing_tag`), as
    they do in evaluation: otherwise SmolLM2 wrote ~15 tokens past the choice, which were sampled,
    trained with the choice's advantage, and diluted its gradient in the token-mean loss.
@@ -146,9 +146,10 @@ def _pair_eval(cfg: ACTConfig, model: str, pairs: list[CriticPair], key: str) ->
         gen = make_generator(base, cfg.pair_eval_backend, lora_adapter=model, thinking=cfg.prompt.thinking)
     else:
         gen = make_generator(model, backend=cfg.pair_eval_backend, thinking=cfg.prompt.thinking)
-    record[key] = {"model": model, **pair_accuracy(gen, pairs, cfg.prompt, sampling)}
-    del gen
-    gc.collect()
+    try:
+        record[key] = {"model": model, **pair_accuracy(gen, pairs, cfg.prompt, sampling)}
+    finally:
+        gen.close()  # a vLLM engine's KV cache must not stay beside the training that follows
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1) + "\n")
     print(f"[actrl] held-out pair accuracy {key}: {json.dumps(record[key])}")

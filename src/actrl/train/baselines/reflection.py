@@ -137,7 +137,7 @@ def write_reflections(
                             "reflection": clean_reflection(outs[0]),
                         }
                     )
-        del gen
+        gen.close()
         gc.collect()
         done = {r["pair_id"]: r for r in read_jsonl(out)}
     return [done[p.pair_id] for p in pairs]
