@@ -229,7 +229,7 @@ def collect_config(cfg: CollectConfig, progress: bool = True) -> dict[str, Any]:
         collected, skipped = 0, []
         bar = tqdm(total=cfg.num, initial=min(already, cfg.num), desc=f"collect {cfg.env}/{cfg.split}",
                    unit="traj", disable=not progress)
-        with JsonlWriter(out) as writer, ThreadPoolExecutor(cfg.workers) as executor:
+        with bar, JsonlWriter(out) as writer, ThreadPoolExecutor(cfg.workers) as executor:  # bar closed on Ctrl-C too
             running: dict[Future, Task] = {}
             try:
                 while True:
@@ -252,7 +252,6 @@ def collect_config(cfg: CollectConfig, progress: bool = True) -> dict[str, Any]:
             finally:
                 for fut in running:
                     fut.cancel()
-        bar.close()
     finally:
         restarts = pool.restarts()
         pool.close()
