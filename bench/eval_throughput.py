@@ -9,8 +9,9 @@ Every mode runs `actrl.eval.rollouts.evaluate_agent` with the same model, tasks 
 (a) transformers one at a time: one worker, batch size 1 (the baseline); (b) transformers lockstep:
 `--parallel` episodes live at once, ONE batched generate call per step; (c) vLLM lockstep, the same
 with vLLM's engine. All play on one `EnvPool` of environments started once, before the model loads
-(the JVMs start while the engine warms up), so environment start-up is reported separately and
-excluded from every mode, as are model load and engine start-up. Prints each mode's wall time, the
+(the JVMs start while the engine warms up) and warmed by one reset each, so environment start-up
+is reported separately and excluded from every mode, as are model load and engine start-up (in a
+recipe the pool is reused by every evaluation call of a method, as here). Prints each mode's wall time, the
 generate / environment split, the ratios against (a) and (b), and how many episodes took identical
 actions (bf16 batching may flip a near-tie argmax). Numbers only; nothing is asserted. Note the
 machine load: the ratios depend on it.
@@ -72,8 +73,12 @@ def main() -> None:
         t = time.perf_counter()
         engines["transformers"] = HFGenerator.load(model, thinking=args.thinking or None)
         starts["transformers model load"] = time.perf_counter() - t
-    envs.envs(envs.size)
+    ready = envs.envs(envs.size)
     starts[f"{envs.size} environments ready (started in the background at t=0)"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    for env, task in zip(ready, tasks, strict=False):  # every mode then plays on equally warm simulators
+        env.reset(task)
+    starts["warm-up: one reset per environment"] = time.perf_counter() - t
     print(f"model {args.model}, {args.env}/{args.split}: {len(tasks)} episodes, max {args.max_steps} steps, "
           f"{args.max_new_tokens} new tokens, thinking {args.thinking}, {os.cpu_count()} cores, "
           f"load average before {os.getloadavg()[0]:.1f}")

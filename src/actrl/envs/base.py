@@ -126,6 +126,10 @@ class TextEnv(abc.ABC):
         """Package versions that define this environment's grammar and tasks (recorded in runs)."""
         return {}
 
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Start the simulator process now rather than at the first reset (an `EnvPool` warms
+        environments this way while a model loads); nothing for in-process environments."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the simulator (Java process, server connection)."""
 

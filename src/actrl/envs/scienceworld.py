@@ -266,6 +266,10 @@ class ScienceWorldEnv(TextEnv):
     def versions(self) -> dict[str, str]:
         return {"scienceworld": importlib.metadata.version("scienceworld")}
 
+    def start(self) -> None:
+        """Start the Java server now (it otherwise starts at the first reset)."""
+        self._java.get()
+
     def close(self) -> None:
         """Stop the Java server; safe to call twice and on an instance whose __init__ failed."""
         if getattr(self, "_java", None) is not None:

@@ -126,6 +126,16 @@ def select_tasks(env: TextEnv, split: str, episodes: int | None = None, task_nam
     return mixed
 
 
+def _started(env_name: str, env_kwargs: dict[str, Any]) -> TextEnv:
+    env = make(env_name, **env_kwargs)
+    try:
+        env.start()
+    except BaseException:
+        env.close()
+        raise
+    return env
+
+
 class EnvPool:
     """Environment instances started once, in background threads, and lent to evaluation calls.
 
@@ -140,7 +150,7 @@ class EnvPool:
     def __init__(self, env_name: str, env_kwargs: dict[str, Any], size: int):
         self.env_name, self.env_kwargs, self.size = env_name, dict(env_kwargs), size
         self._starter = ThreadPoolExecutor(max_workers=max(size, 1), thread_name_prefix="env-start")
-        self._futures = [self._starter.submit(make, env_name, **env_kwargs) for _ in range(size)]
+        self._futures = [self._starter.submit(_started, env_name, env_kwargs) for _ in range(size)]
         self._envs: list[TextEnv] | None = None
 
     def envs(self, n: int) -> list[TextEnv]:
