@@ -63,3 +63,22 @@ def test_next_action_pairs_and_reasoning_give_the_same_answers_on_both_engines(v
         }
     assert results["vllm"]["pairs"], "vLLM built pairs"
     assert results["vllm"] == results["transformers"]
+
+
+def test_early_experience_reflections_are_the_same_on_both_engines(tmp_path, tiny_model_dir, vllm_model_dir):
+    from test_baselines import ENV_OVERRIDES, EXPERTS, _few_pairs, overrides
+
+    from actrl.config import load_config
+    from actrl.train.baselines.reflection import ReflectionConfig, train_early_experience
+
+    pairs = _few_pairs(tmp_path, n_tasks=1)
+    texts = {}
+    for backend in BACKENDS:
+        out = tmp_path / backend
+        cfg = load_config(ReflectionConfig, None, overrides(
+            output_dir=out, **{"model.name": tiny_model_dir}, experts=EXPERTS, max_steps=1, per_device_batch_size=4,
+            eval_fraction=0.0, save_steps=10, reflection_model=vllm_model_dir, reflection_backend=backend,
+            **{"reflection_sampling.max_new_tokens": 10, "reflection_sampling.temperature": 0}) + ENV_OVERRIDES)
+        train_early_experience(cfg, str(pairs))
+        texts[backend] = [(r["pair_id"], r["reflection"]) for r in read_jsonl(out / "reflections.jsonl")]
+    assert texts["vllm"] and texts["vllm"] == texts["transformers"]

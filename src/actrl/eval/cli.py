@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"actrl eval {args.kind}", description=help_)
     module.add_arguments(parser)
-    return int(module.run(parser.parse_args(args.args)) or 0)
+    return int(module.run(parser.parse_intermixed_args(args.args)) or 0)  # key=value overrides anywhere
 
 
 # ----------------------------------------------------------------------------- shared by policy kinds
