@@ -11,5 +11,5 @@ for pkg in trl==1.16.0 datasets==5.2.0 dill==0.4.0 multiprocess==0.70.18 gguf==0
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d .gpu_check/whl "$pkg"
 done
-.venv/bin/python -c "from actrl.models.loading import build_tiny_model; build_tiny_model('.gpu_check/tiny')"
+.venv/bin/python -c "from actrl.models.loading import build_tiny_model; build_tiny_model('.gpu_check/tiny', heads=2, kv_heads=1)"
 du -sh .gpu_check

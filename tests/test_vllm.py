@@ -162,3 +162,14 @@ def test_auto_backend_is_vllm_where_installed_unless_actrl_backend_says_otherwis
     monkeypatch.setenv("ACTRL_BACKEND", "tgi")
     with pytest.raises(ConfigError, match="ACTRL_BACKEND='tgi'"):
         resolve_backend("auto")
+
+
+def test_a_model_the_cpu_engine_cannot_run_is_refused_by_vllm_and_left_to_transformers_by_auto(
+    tiny_model_dir, monkeypatch, capsys
+):
+    with pytest.raises(ModelError, match="attention heads of 16 dimensions"):
+        VLLMGenerator(tiny_model_dir)  # refused before an engine starts
+    monkeypatch.delenv("ACTRL_BACKEND", raising=False)
+    gen = make_generator(tiny_model_dir, backend="auto")
+    assert isinstance(gen, HFGenerator)
+    assert "backend auto: transformers, as vLLM here cannot run this model" in capsys.readouterr().out

@@ -235,6 +235,16 @@ def vllm_available() -> bool:
     return True
 
 
+def vllm_cannot_run(model: ModelConfig | str) -> str | None:
+    """Why vLLM on this machine cannot run `model` (a CPU's attention head sizes), or None."""
+    from actrl.models.loading import resolve_model
+    from actrl.models.vllm_engine import cpu_unsupported, import_vllm, on_cpu
+
+    name = model.name if isinstance(model, ModelConfig) else model
+    import_vllm()
+    return cpu_unsupported(resolve_model(name)) if on_cpu() else None
+
+
 def resolve_backend(backend: str) -> str:
     """'transformers' or 'vllm' for a backend setting; `auto` is $ACTRL_BACKEND when set, else vLLM
     where it is available (`vllm_available`), else transformers."""
@@ -262,7 +272,13 @@ def make_generator(
     transformers one at a time and 2.5x faster than transformers' batched generate, after a ~15 s
     engine start-up; on GPUs vLLM is the engine everyone uses.
     """
-    if resolve_backend(backend) == "vllm":
+    chosen = resolve_backend(backend)
+    if chosen == "vllm" and backend == "auto":
+        why = vllm_cannot_run(model)
+        if why:  # auto takes the engine that runs this model, and says so
+            print(f"[actrl] backend auto: transformers, as vLLM here cannot run this model ({why})")
+            chosen = "transformers"
+    if chosen == "vllm":
         from actrl.models.vllm_engine import VLLMGenerator
 
         return VLLMGenerator(model, lora_adapter=lora_adapter, thinking=thinking, vllm=vllm)

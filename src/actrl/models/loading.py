@@ -213,10 +213,13 @@ def load_model(cfg: ModelConfig | str, lora_adapter: str | None = None, merge_lo
     return model, tok
 
 
-def build_tiny_model(out_dir: str | Path, tokenizer_from: str = DEFAULT_MODEL, seed: int = 0) -> Path:
+def build_tiny_model(
+    out_dir: str | Path, tokenizer_from: str = DEFAULT_MODEL, seed: int = 0, heads: int = 4, kv_heads: int = 2
+) -> Path:
     """A tiny random Llama (hidden 64, 2 layers, ~3M params) with a real tokenizer, for tests.
 
     It is a real transformers model (trainable, saveable, generates tokens), just untrained.
+    heads=2, kv_heads=1 gives 32-dimensional heads, the smallest vLLM's CPU attention runs.
     """
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -230,8 +233,8 @@ def build_tiny_model(out_dir: str | Path, tokenizer_from: str = DEFAULT_MODEL, s
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
         max_position_embeddings=4096,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,

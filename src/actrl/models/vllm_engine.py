@@ -119,6 +119,22 @@ def model_context(path: str) -> int | None:
     return json.loads(config.read_text()).get("max_position_embeddings")
 
 
+_CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)  # vLLM's CPU attention backend
+
+
+def cpu_unsupported(path: str) -> str | None:
+    """Why vLLM's CPU attention cannot run this checkpoint (its head size), or None."""
+    config = Path(path) / "config.json"
+    if not config.exists():
+        return None
+    c = json.loads(config.read_text())
+    heads = c.get("num_attention_heads")
+    head_dim = c.get("head_dim") or (c["hidden_size"] // heads if heads and c.get("hidden_size") else None)
+    if head_dim is not None and head_dim not in _CPU_HEAD_SIZES:
+        return f"attention heads of {head_dim} dimensions (vLLM's CPU attention runs {', '.join(map(str, _CPU_HEAD_SIZES))})"
+    return None
+
+
 def engine_kwargs(path: str, dtype: str, cfg: VLLMConfig, cpu: bool, max_lora_rank: int | None) -> dict[str, Any]:
     """`vllm.LLM` arguments for this platform (module docstring, choices 1-4)."""
     kwargs: dict[str, Any] = {"model": path, "enable_prefix_caching": cfg.enable_prefix_caching, "seed": 0}
@@ -193,6 +209,9 @@ class VLLMGenerator:
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         cpu = on_cpu()
         if cpu:
+            why = cpu_unsupported(path)
+            if why:
+                raise ModelError(f"vLLM on a CPU cannot run '{model_cfg.name}': {why}; use backend=transformers")
             bind_cpu_threads()
         self.kwargs = engine_kwargs(path, model_cfg.dtype, cfg, cpu, lora_rank(lora_adapter) if lora_adapter else None)
         self.lora_adapter = lora_adapter
