@@ -224,7 +224,7 @@ def test_cli_turns_bad_input_into_a_one_line_error(tmp_path, capsys):
     assert main(["train", "act", "--pairs", str(PAIRS), f"output_dir={tmp_path}", "num_generation=4"]) == 2
     assert "unknown key 'num_generation'; did you mean 'num_generations'?" in capsys.readouterr().err
     assert main(["train", "act", "--pairs", str(tmp_path / "missing.jsonl"), f"output_dir={tmp_path}"]) == 2
-    assert "missing.jsonl: no such file" in capsys.readouterr().err
+    assert "missing.jsonl: no such data file" in capsys.readouterr().err
     assert main(["train", "rl", f"output_dir={tmp_path}"]) == 2
     assert "needs expert trajectories: --experts" in capsys.readouterr().err
 
