@@ -77,7 +77,7 @@ def test_early_experience_reflections_are_the_same_on_both_engines(tmp_path, tin
         out = tmp_path / backend
         cfg = load_config(ReflectionConfig, None, overrides(
             output_dir=out, **{"model.name": tiny_model_dir}, experts=EXPERTS, max_steps=1, per_device_batch_size=4,
-            eval_fraction=0.0, save_steps=10, reflection_model=vllm_model_dir, reflection_backend=backend,
+            eval_fraction=0.0, save_steps=10, reflection_model=vllm_model_dir, reflection_dtype="float32", reflection_backend=backend,
             **{"reflection_sampling.max_new_tokens": 10, "reflection_sampling.temperature": 0}) + ENV_OVERRIDES)
         train_early_experience(cfg, str(pairs))
         texts[backend] = [(r["pair_id"], r["reflection"]) for r in read_jsonl(out / "reflections.jsonl")]

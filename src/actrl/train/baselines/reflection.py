@@ -40,6 +40,7 @@ from actrl.data.outcomes import EnvSpec, execute_pairs, shared_outcomes_path
 from actrl.data.prompts import PromptConfig, action_completion, action_messages, render_state
 from actrl.data.records import CriticPair, JsonlWriter, read_jsonl, read_pairs
 from actrl.models.generation import SamplingConfig
+from actrl.models.loading import ModelConfig
 from actrl.train.baselines.sft import SFTStageConfig, sft_row, train_sft
 from actrl.train.common import final_dir, is_main_process, write_run_config
 from actrl.train.il import action_rows, expert_splits
@@ -65,6 +66,8 @@ class ReflectionConfig(SFTStageConfig):
     """where the actions are executed; a recipe fills it from its `env` section."""
     reflection_model: str | None = None
     """the model that writes the reflections; None: the policy this stage starts from."""
+    reflection_dtype: str = "auto"
+    """dtype of `reflection_model` (auto: bf16 on CPU and GPU); None model: the policy's own dtype."""
     reflection_backend: Literal["auto", "transformers", "vllm"] = "auto"
     reflection_sampling: SamplingConfig = field(default_factory=_reflection_sampling)
     """how reflections are sampled (choice 2)."""
@@ -115,7 +118,9 @@ def write_reflections(
     if todo:
         model = cfg.reflection_model or cfg.model.name
         print(f"[actrl] {STAGE}: writing {len(todo)} reflections with {model}")
-        gen = make_generator(model, backend=cfg.reflection_backend, thinking=False)
+        writer_model = (ModelConfig(name=cfg.reflection_model, dtype=cfg.reflection_dtype)
+                        if cfg.reflection_model else cfg.model)
+        gen = make_generator(writer_model, backend=cfg.reflection_backend, thinking=False)
         chunk = cfg.reflection_sampling.batch_size * 4
         with JsonlWriter(out) as writer:
             for i in range(0, len(todo), chunk):
@@ -161,6 +166,8 @@ def train_early_experience(cfg: ReflectionConfig, pairs_path: str | None = None)
     pairs_path = pairs_path or cfg.pairs
     if not pairs_path or not cfg.experts:
         raise ConfigError("Early Experience needs critic pairs and expert trajectories: pairs=pairs.jsonl experts=experts.jsonl")
+    if cfg.reflection_dtype not in ("auto", "bfloat16", "float16", "float32"):
+        raise ConfigError(f"reflection_dtype='{cfg.reflection_dtype}': expected auto, bfloat16, float16 or float32")
     final = final_dir(cfg)
     if final.exists():
         print(f"[actrl] {STAGE}: {final} exists; stage already finished")
