@@ -130,3 +130,13 @@ def test_same_action_ignores_case_and_spacing(word):
 @given(st.text(max_size=40))
 def test_normalize_is_idempotent(text):
     assert normalize_action(normalize_action(text)) == normalize_action(text)
+
+
+def test_doctests_of_prompts_and_actions_hold():
+    import doctest
+
+    from actrl import actions
+    from actrl.data import prompts
+
+    for module in (prompts, actions):
+        assert doctest.testmod(module).failed == 0

@@ -6,8 +6,8 @@ Two prompts:
 - the *critic prompt* (ACT stage, held-out pair accuracy): state + Action 1 + Action 2 ->
   "<answer>1</answer>" or "<answer>2</answer>", optionally after reasoning.
 
-`same_action` is the single definition of "the same action" shared by the pair filter, the RL
-reward and next-action accuracy.
+`same_action` (defined in `actrl.actions`, re-exported here) is the single definition of "the same
+action" shared by the pair filter, the RL reward and next-action accuracy.
 
 Choices the paper left open:
 1. History window: the last `history_window` (observation, action) pairs are shown (default 4),
@@ -16,7 +16,8 @@ Choices the paper left open:
    or the length limit) still counts; a completion with no opening tag is a format failure.
 3. A critic answer naming both options, or neither, is a format failure (no parseable choice).
 4. `prefill`: the prompt ends with an assistant turn already holding the opening tag; generators
-   return that prefix plus the continuation, so every parser sees the whole answer.
+   return that prefix plus the continuation (`actrl.models.generation.reply_prefix`), so every
+   parser sees the whole answer.
 5. `critic_answer`: the critic names its choice by number (default, "<answer>1</answer>"; the action
    text is accepted too) or by copying the chosen action's text ("<answer>open door</answer>"; then
    a bare number is a format failure, else a model asked for the text drifts back to numbers under
@@ -29,6 +30,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from actrl.actions import normalize_action
+from actrl.actions import same_action as same_action  # re-exported: stages compare actions through prompts
 from actrl.data.records import State
 
 Messages = list[dict[str, str]]
@@ -138,11 +141,6 @@ def _prefilled(messages: Messages, tag: str, cfg: PromptConfig) -> Messages:
     return messages
 
 
-def reply_prefix(messages: Messages) -> str:
-    """The prefilled start of the reply ('' unless the prompt ends with an assistant turn)."""
-    return messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
-
-
 def action_completion(action: str) -> str:
     """The target completion for IL: the expert action in the answer format."""
     return f"<action>{action}</action>"
@@ -186,25 +184,6 @@ def _tag(text: str, tag: str) -> str | None:
         return closed.group(1)
     opened = re.search(rf"<\s*{tag}\s*>([^\n<]*)", body, re.IGNORECASE)
     return opened.group(1) if opened else None
-
-
-def normalize_action(action: str) -> str:
-    """Canonical form for comparing actions: lower case, single spaces, no edge quotes/periods.
-
-    >>> normalize_action('  Open  Door to Kitchen. ')
-    'open door to kitchen'
-    """
-    a = _SPACE.sub(" ", action.strip().casefold())
-    return a.strip(" .\"'`")
-
-
-def same_action(a: str, b: str) -> bool:
-    """The one definition of 'same action' (pair filter, RL reward, next-action accuracy).
-
-    >>> same_action('go to Kitchen', ' GO TO kitchen.')
-    True
-    """
-    return normalize_action(a) == normalize_action(b)
 
 
 def parse_action(text: str) -> str | None:

@@ -50,7 +50,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from actrl.data.prompts import normalize_action
+from actrl.actions import normalize_action
 from actrl.envs.base import (
     EnvError,
     EnvUnavailableError,

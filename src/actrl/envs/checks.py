@@ -209,7 +209,7 @@ def _split_tasks(env: TextEnv, report: Conformance) -> list[Task]:
 def _check_admissible_and_end(env: TextEnv, task: Task, report: Conformance) -> Finding | None:
     """Admissible actions asked at each expert state are strings (a warning when the expert action is not
     among them: the RL reward's 0.1 and admissible-only pairs rely on the list); a step after done is refused."""
-    from actrl.data.prompts import same_action
+    from actrl.actions import same_action
 
     env.reset(task)
     warned = False

@@ -26,13 +26,20 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from actrl.config import ConfigError
-from actrl.data.prompts import reply_prefix
 from actrl.models.loading import ModelConfig, load_model, pick_device
 from actrl.models.vllm_engine import VLLMConfig
 
 BACKENDS = ("auto", "transformers", "vllm")
 
 Messages = list[dict[str, str]]
+
+
+def reply_prefix(messages: Messages) -> str:
+    """What a prefilled trailing assistant turn contributes to the reply ('' when the prompt has none).
+
+    Generators put it back in front of their continuation, so every parser sees the whole answer.
+    """
+    return messages[-1]["content"] if messages and messages[-1]["role"] == "assistant" else ""
 
 
 @dataclass

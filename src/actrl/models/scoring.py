@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actrl.data.prompts import reply_prefix
-from actrl.models.generation import Messages, cache_argument, render_chat
+from actrl.models.generation import Messages, cache_argument, render_chat, reply_prefix
 
 
 def completion_logprobs(generator: Any, prompt: Messages, completions: list[str]) -> list[float]:

@@ -40,9 +40,9 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 from actrl.config import ConfigError, to_dict
-from actrl.data.prompts import PromptConfig, cut_share, reply_prefix
+from actrl.data.prompts import PromptConfig, cut_share
 from actrl.data.records import State
-from actrl.models.generation import render_chat
+from actrl.models.generation import render_chat, reply_prefix
 from actrl.models.loading import ModelConfig, load_model, pick_device, pick_dtype, resolve_model
 
 FINAL = "final"
