@@ -139,7 +139,7 @@ def test_cli_thinking_baseline_sets_prompt_and_token_budget(tiny_model_dir, tmp_
     import argparse
 
     from actrl.eval import rollouts
-    from actrl.eval.cli import build_config
+    from actrl.eval.policy import build_config
 
     parser = argparse.ArgumentParser()
     rollouts.add_arguments(parser)

@@ -154,7 +154,7 @@ def next_action_accuracy(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from actrl.eval.cli import add_policy_arguments
+    from actrl.eval.policy import add_policy_arguments
 
     parser.add_argument("--experts", required=True, help="held-out expert trajectories JSONL (actrl collect)")
     parser.add_argument("--out", help="metrics JSON to write; predictions go beside it (.predictions.jsonl)")
@@ -163,8 +163,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actrl.eval.cli import build_config, check_policy, make_policy
     from actrl.eval.metrics import format_table
+    from actrl.eval.policy import build_config, check_policy, make_policy
     from actrl.outputs import output_file
 
     overrides = list(args.overrides) + ([f"max_states={args.max_states}"] if args.max_states is not None else [])

@@ -420,7 +420,7 @@ SUMMARY_COLUMNS = [("model", "model"), ("env", "env"), ("split", "split"), ("epi
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from actrl.eval.cli import add_policy_arguments
+    from actrl.eval.policy import add_policy_arguments
 
     parser.add_argument("--env", required=True, help="environment name (actrl.envs.names())")
     parser.add_argument("--split", default="test", help="task split (default test)")
@@ -433,8 +433,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from actrl.eval.cli import build_config, check_policy, make_policy
     from actrl.eval.metrics import format_table
+    from actrl.eval.policy import build_config, check_policy, make_policy
     from actrl.outputs import output_dir
 
     overrides = [f"max_steps={args.max_steps}"] * (args.max_steps is not None)
