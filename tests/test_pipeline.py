@@ -191,3 +191,11 @@ def test_pairs_policy_il_samples_the_alternatives_from_the_il_methods_own_stage(
     results = json.loads((run / "results.json").read_text())["methods"]
     assert results["il"]["model"] == str(il / "final")
     assert "alternatives sampled from" in capsys.readouterr().out
+
+
+def test_method_names_doctests_hold():
+    import doctest
+
+    from actrl import methods
+
+    assert doctest.testmod(methods).failed == 0

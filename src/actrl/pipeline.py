@@ -38,6 +38,7 @@ import yaml
 from actrl.config import ConfigError, deep_merge, from_dict, load_yaml, parse_overrides, to_dict
 from actrl.data.pairs import PairsConfig
 from actrl.data.prompts import PromptConfig
+from actrl.methods import parse_method, slug
 from actrl.models.loading import ModelConfig
 from actrl.models.vllm_engine import VLLMConfig
 from actrl.outputs import output_dir
@@ -59,7 +60,6 @@ STAGES: dict[str, tuple[str, str, str, str]] = {
     "early_experience": ("actrl.train.baselines.reflection", "ReflectionConfig", "train_early_experience", "pairs+experts"),
     "world_model": ("actrl.train.baselines.world_model", "WorldModelConfig", "train_world_model", "pairs"),
 }
-PROMPT_METHOD = "prompt"
 
 
 @dataclass
@@ -193,17 +193,6 @@ class Recipe:
 
     def stage_settings(self, stage: str) -> dict[str, Any]:
         return dict(getattr(self, stage)) if stage in ("act", "il", "rl") else dict(self.stages.get(stage, {}))
-
-
-def parse_method(method: str) -> list[str]:
-    """'act -> il' -> ['act', 'il']; 'prompt' -> []."""
-    if method.strip() == PROMPT_METHOD:
-        return []
-    return [s.strip() for s in method.split("->") if s.strip()]
-
-
-def slug(method: str) -> str:
-    return "_".join(parse_method(method)) or PROMPT_METHOD
 
 
 # settings added after runs existed: left out of stage and evaluation hashes while at their default,

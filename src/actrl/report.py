@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from actrl.data.records import read_jsonl
+from actrl.methods import slug
 
 BOOTSTRAP_REPLICATES = 10_000
 
@@ -223,17 +224,11 @@ def plot_comparison(table, out: Path) -> Path | None:
     return path
 
 
-def _method_dir(method: str) -> str:
-    from actrl.pipeline import slug
-
-    return slug(method)
-
-
 def paired_correct(run_dir: Path, method_a: str, method_b: str) -> list[tuple[bool, bool]] | None:
     """(a correct, b correct) per held-out state both methods were scored on; None when either is missing."""
     per = []
     for method in (method_a, method_b):
-        path = run_dir / "eval" / _method_dir(method) / "next_action.predictions.jsonl"
+        path = run_dir / "eval" / slug(method) / "next_action.predictions.jsonl"
         if not path.exists():
             return None
         per.append({r["key"]: bool(r["correct"]) for r in read_jsonl(path)})
