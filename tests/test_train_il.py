@@ -10,10 +10,11 @@ from safetensors.torch import load_file
 from train_support import EXPERTS, SHORT_PROMPT_CFG, overrides
 
 from actrl.config import ConfigError, load_config
+from actrl.data.prompts import action_rows
 from actrl.data.records import read_trajectories, write_jsonl
 from actrl.models.loading import load_model
 from actrl.train.common import merge_lora
-from actrl.train.il import ILConfig, action_rows, train_il
+from actrl.train.il import ILConfig, train_il
 from actrl.train.metrics import read_metrics
 
 

@@ -29,10 +29,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from actrl.actions import normalize_action
 from actrl.actions import same_action as same_action  # re-exported: stages compare actions through prompts
-from actrl.data.records import State
+from actrl.data.records import State, Trajectory
 
 Messages = list[dict[str, str]]
 CRITIC_ANSWERS = ("number", "action")
@@ -144,6 +145,27 @@ def _prefilled(messages: Messages, tag: str, cfg: PromptConfig) -> Messages:
 def action_completion(action: str) -> str:
     """The target completion for IL: the expert action in the answer format."""
     return f"<action>{action}</action>"
+
+
+def action_rows(trajs: list[Trajectory], prompt_cfg: PromptConfig) -> list[dict[str, Any]]:
+    """One row per expert state: action prompt, expert action (as completion and as a column), admissible.
+
+    The rows of the IL stage, the RL stage and Early Experience's expert half.
+    """
+    rows = []
+    for traj in trajs:
+        for t, state, expert in traj.states():
+            rows.append(
+                {
+                    "prompt": action_messages(state, prompt_cfg),
+                    "completion": [{"role": "assistant", "content": action_completion(expert)}],
+                    "expert_action": expert,
+                    "admissible": state.admissible or [],
+                    "task_id": traj.task_id,
+                    "t": t,
+                }
+            )
+    return rows
 
 
 def critic_messages(state: State, action_1: str, action_2: str, cfg: PromptConfig) -> Messages:

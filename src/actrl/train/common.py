@@ -291,6 +291,15 @@ def drop_long(
     return [r for r, ok in zip(rows, fits, strict=True) if ok], max(n for n, ok in zip(lengths, fits, strict=True) if ok)
 
 
+def expert_splits(cfg: StageConfig, experts_path: str) -> tuple[list, list]:
+    """(train, held-out) trajectories: a held-out file, or whole tasks split off by eval_fraction."""
+    from actrl.data.records import read_trajectories
+
+    trajs = read_trajectories(experts_path)
+    if cfg.heldout:
+        return trajs, read_trajectories(cfg.heldout)
+    return split_by_task(trajs, lambda t: t.task_id, cfg.eval_fraction, cfg.seed)
+
 
 def pair_splits(cfg: Any, pairs_path: str | None, stage: str, what: str) -> tuple[list, list] | None:
     """(train, held-out) critic pairs of a pair-reading stage, or None when its final/ exists.

@@ -23,18 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from actrl.config import ConfigError
-from actrl.data.prompts import PromptConfig, action_completion, action_messages
-from actrl.data.records import Trajectory, read_trajectories
+from actrl.data.prompts import action_completion, action_rows
 from actrl.models.generation import chat_template_kwargs
 from actrl.train.common import (
     StageConfig,
     cut_note,
     drop_long,
+    expert_splits,
     final_dir,
     load_policy,
     print_plan,
     run_trainer,
-    split_by_task,
     trainer_args,
     trl_prompt,
     world_size,
@@ -54,32 +53,6 @@ class ILConfig(StageConfig):
     max_length: int = 2048
     """prompt + completion tokens; longer examples are dropped (choice 2)."""
     packing: bool = False
-
-
-def action_rows(trajs: list[Trajectory], prompt_cfg: PromptConfig) -> list[dict[str, Any]]:
-    """One row per expert state: action prompt, expert action (as completion and as a column), admissible."""
-    rows = []
-    for traj in trajs:
-        for t, state, expert in traj.states():
-            rows.append(
-                {
-                    "prompt": action_messages(state, prompt_cfg),
-                    "completion": [{"role": "assistant", "content": action_completion(expert)}],
-                    "expert_action": expert,
-                    "admissible": state.admissible or [],
-                    "task_id": traj.task_id,
-                    "t": t,
-                }
-            )
-    return rows
-
-
-def expert_splits(cfg: StageConfig, experts_path: str) -> tuple[list[Trajectory], list[Trajectory]]:
-    """(train, held-out) trajectories: a held-out file, or whole tasks split off by eval_fraction."""
-    trajs = read_trajectories(experts_path)
-    if cfg.heldout:
-        return trajs, read_trajectories(cfg.heldout)
-    return split_by_task(trajs, lambda t: t.task_id, cfg.eval_fraction, cfg.seed)
 
 
 def train_il(cfg: ILConfig, experts_path: str | None = None) -> Path:

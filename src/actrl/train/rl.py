@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actrl.config import ConfigError
+from actrl.data.prompts import action_rows
 from actrl.train.common import (
     cut_note,
     drop_long,
+    expert_splits,
     final_dir,
     load_policy,
     print_plan,
@@ -32,7 +34,6 @@ from actrl.train.common import (
     write_run_config,
 )
 from actrl.train.grpo import ActGRPOTrainer, GRPOStageConfig, closing_tag_token, grpo_args, grpo_plan
-from actrl.train.il import action_rows, expert_splits
 from actrl.train.metrics import attach
 from actrl.train.rewards import rl_action_reward
 

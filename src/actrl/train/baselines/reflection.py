@@ -37,13 +37,12 @@ from typing import Any, Literal
 
 from actrl.config import ConfigError
 from actrl.data.outcomes import EnvSpec, execute_pairs, shared_outcomes_path
-from actrl.data.prompts import PromptConfig, action_completion, action_messages, render_state
+from actrl.data.prompts import PromptConfig, action_completion, action_messages, action_rows, render_state
 from actrl.data.records import CriticPair, JsonlWriter, read_jsonl, read_pairs
 from actrl.models.generation import SamplingConfig
 from actrl.models.loading import ModelConfig
 from actrl.train.baselines.sft import SFTStageConfig, sft_row, train_sft
-from actrl.train.common import final_dir, is_main_process, write_run_config
-from actrl.train.il import action_rows, expert_splits
+from actrl.train.common import expert_splits, final_dir, is_main_process, write_run_config
 
 STAGE = "early_experience"
 REFLECTIONS = "reflections.jsonl"
