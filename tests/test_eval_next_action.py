@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,8 @@ from actrl.data.records import read_trajectories
 from actrl.eval.next_action import NextActionConfig, evaluate_next_action, expert_states, next_action_accuracy
 from actrl.models.generation import HFGenerator
 from actrl.models.loading import ModelConfig
+
+TWX_EXPERTS = Path(__file__).parent / "data" / "twx_coin_experts.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +74,31 @@ def test_next_action_config_rejects_bad_values():
                        ({"max_state": 3}, "did you mean 'max_states'")]:
         with pytest.raises(ConfigError, match=match):
             from_dict(NextActionConfig, bad, "na.yaml")
+
+
+class _RecordingGenerator(HFGenerator):
+    """The real tiny-model generator, keeping each call's decoding settings."""
+
+    seen: list[int]
+
+    def generate(self, prompts, sampling, progress=False):
+        self.seen.append(sampling.max_new_tokens)
+        return super().generate(prompts, sampling, progress)
+
+
+def test_a_thinking_recipe_gives_next_action_reasoning_room(tiny_model_dir, tmp_path):
+    """pipeline next-action evaluation of a thinking recipe decodes 512 new tokens, not the non-thinking 48."""
+    from actrl.pipeline import Recipe, _metrics_of
+
+    experts = tmp_path / "heldout.jsonl"
+    experts.write_text(TWX_EXPERTS.read_text().splitlines()[0] + "\n")  # one trajectory: a few states
+    assert NextActionConfig.for_prompt(PromptConfig(thinking=False)).sampling.max_new_tokens == 48
+    for thinking, limit in ((True, 512), (False, 48)):
+        recipe = Recipe(prompt=PromptConfig(thinking=thinking))
+        recipe.eval.pair_accuracy = recipe.eval.agent = False
+        gen = _RecordingGenerator.load(ModelConfig(name=tiny_model_dir, dtype="float32"))
+        gen.seen = []
+        out = tmp_path / f"thinking-{thinking}"
+        out.mkdir()
+        metrics = _metrics_of(recipe, gen, tiny_model_dir, {"heldout_experts": experts}, out, None)
+        assert set(gen.seen) == {limit} and metrics["action_format_failure_rate"] == 1.0

@@ -458,8 +458,7 @@ def _metrics_of(recipe: Recipe, gen: Any, model: str, data: dict[str, Path], out
         from actrl.data.records import read_trajectories
         from actrl.eval.next_action import NextActionConfig, evaluate_next_action
 
-        na = NextActionConfig(prompt=recipe.prompt)
-        na.sampling.batch_size = recipe.eval.batch_size
+        na = NextActionConfig.for_prompt(recipe.prompt, recipe.eval.batch_size)  # thinking: 512 tokens, not 48
         r = evaluate_next_action(gen, read_trajectories(data["heldout_experts"]), na, out / "next_action.predictions.jsonl")
         metrics["next_action_accuracy"] = r["accuracy"]
         metrics["action_format_failure_rate"] = r["format_failure_rate"]

@@ -37,6 +37,19 @@ from actrl.data.records import State, Trajectory
 
 Messages = list[dict[str, str]]
 CRITIC_ANSWERS = ("number", "action")
+_REPLY_TOKENS = {"action": 48, "critic": 32}  # the tag and a short answer, with room for a long action
+_THINKING_REPLY_TOKENS = 512  # a <think> block, then the tag; the paper gives no limit
+
+
+def reply_token_limit(thinking: bool, reply: str) -> int:
+    """The default new-token limit of an `action` or `critic` reply: every stage and evaluation asks here.
+
+    >>> reply_token_limit(False, "action"), reply_token_limit(False, "critic"), reply_token_limit(True, "action")
+    (48, 32, 512)
+    """
+    if reply not in _REPLY_TOKENS:
+        raise ValueError(f"reply={reply!r}: expected one of {', '.join(_REPLY_TOKENS)}")
+    return _THINKING_REPLY_TOKENS if thinking else _REPLY_TOKENS[reply]
 
 
 @dataclass

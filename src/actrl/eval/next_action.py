@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from actrl.config import ConfigError, to_dict
 from actrl.data.prompts import PromptConfig, action_messages, parse_action, same_action
 from actrl.data.records import JsonlWriter, State, Trajectory, read_jsonl, read_trajectories
+from actrl.eval.rollouts import default_sampling  # an action reply decodes alike in both evaluations
 from actrl.models.generation import Generator, SamplingConfig
 
 
@@ -41,13 +42,19 @@ class NextActionConfig:
     """Next-action accuracy (`actrl eval next-action`)."""
 
     prompt: PromptConfig = field(default_factory=PromptConfig)
-    sampling: SamplingConfig = field(
-        default_factory=lambda: SamplingConfig(temperature=0.0, max_new_tokens=48, stop=["</action>"])
-    )
+    sampling: SamplingConfig = field(default_factory=default_sampling)
+    """greedy, stop after the action tag; `for_prompt` gives a thinking prompt room to reason."""
     chunk_states: int = 256
     """states generated together, then written (the unit of resume)."""
     max_states: int | None = None
     """evaluate only the first this-many states (None: all)."""
+
+    @classmethod
+    def for_prompt(cls, prompt: PromptConfig, batch_size: int = 8) -> NextActionConfig:
+        """The default decoding for `prompt` (512 new tokens when it asks for reasoning)."""
+        sampling = default_sampling(prompt.thinking)
+        sampling.batch_size = batch_size
+        return cls(prompt=prompt, sampling=sampling)
 
     def validate(self) -> None:
         if self.sampling.n != 1:
@@ -142,11 +149,7 @@ def next_action_accuracy(
 ) -> dict[str, Any]:
     """Next-action accuracy with the default decoding (greedy; 512 new tokens when thinking)."""
     trajectories = read_trajectories(experts) if isinstance(experts, (str, Path)) else experts
-    sampling = NextActionConfig().sampling
-    sampling.batch_size = batch_size
-    if prompt.thinking:
-        sampling.max_new_tokens = 512
-    cfg = NextActionConfig(prompt=prompt, sampling=sampling)
+    cfg = NextActionConfig.for_prompt(prompt, batch_size)
     return evaluate_next_action(generator, trajectories, cfg, predictions_path, progress)
 
 

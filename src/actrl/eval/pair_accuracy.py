@@ -26,7 +26,7 @@ import json
 from typing import Any
 
 from actrl.config import to_dict
-from actrl.data.prompts import PromptConfig, critic_messages
+from actrl.data.prompts import PromptConfig, critic_messages, reply_token_limit
 from actrl.data.records import CriticPair, read_pairs
 from actrl.models.generation import Generator, SamplingConfig, make_generator
 from actrl.models.loading import ModelConfig
@@ -35,7 +35,7 @@ from actrl.train.rewards import act_choice
 
 def default_sampling(thinking: bool = False) -> SamplingConfig:
     """Greedy; long enough for the answer tag (or for reasoning when thinking is on)."""
-    return SamplingConfig(temperature=0.0, max_new_tokens=512 if thinking else 32, stop=["</answer>"])
+    return SamplingConfig(temperature=0.0, max_new_tokens=reply_token_limit(thinking, "critic"), stop=["</answer>"])
 
 
 def _shown(pair: CriticPair, expert_position: int) -> tuple[str, str]:

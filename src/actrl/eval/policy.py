@@ -12,10 +12,11 @@ import argparse
 from typing import Any, TypeVar
 
 from actrl.config import deep_merge, from_dict, load_yaml, parse_overrides, to_dict
+from actrl.data.prompts import reply_token_limit
 
 T = TypeVar("T")
 
-THINKING_MAX_NEW_TOKENS = 512  # with --thinking and no explicit max_new_tokens
+THINKING_MAX_NEW_TOKENS = reply_token_limit(True, "action")  # with --thinking and no explicit max_new_tokens
 
 
 def add_policy_arguments(parser: argparse.ArgumentParser) -> None:

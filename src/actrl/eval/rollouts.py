@@ -44,7 +44,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from actrl.config import ConfigError, to_dict
-from actrl.data.prompts import PromptConfig, action_messages, parse_action
+from actrl.data.prompts import PromptConfig, action_messages, parse_action, reply_token_limit
 from actrl.data.records import JsonlWriter, State, read_jsonl
 from actrl.envs import Task, TextEnv, env_class, make
 from actrl.eval.metrics import aggregate, is_stuck
@@ -56,7 +56,7 @@ _HISTORY_ACTION_CHARS = 100  # a format failure shows this much of the completio
 
 def default_sampling(thinking: bool = False) -> SamplingConfig:
     """Greedy; stop after the action tag; room to reason when thinking."""
-    return SamplingConfig(temperature=0.0, max_new_tokens=512 if thinking else 48, stop=["</action>"])
+    return SamplingConfig(temperature=0.0, max_new_tokens=reply_token_limit(thinking, "action"), stop=["</action>"])
 
 
 @dataclass

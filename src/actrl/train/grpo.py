@@ -40,6 +40,7 @@ import torch
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
+from actrl.data.prompts import reply_token_limit
 from actrl.models.generation import chat_template_kwargs
 from actrl.models.generation import share_prompt_prefill as share_prompt_prefill_of
 from actrl.train.common import StageConfig, trainer_args, world_size
@@ -124,7 +125,8 @@ class GRPOStageConfig(StageConfig):
     def completion_limit(self) -> int:
         if self.max_completion_length is not None:
             return self.max_completion_length
-        return 512 if self.prompt.thinking else 32
+        # RL's action replies share the critic's limit (32 new tokens hold every benchmark action)
+        return reply_token_limit(self.prompt.thinking, "critic")
 
     def prompts_per_step(self) -> int:
         return self.per_device_batch_size * world_size() * self.grad_accumulation // self.num_generations
