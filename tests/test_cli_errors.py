@@ -99,7 +99,7 @@ BAD_VALUES = {
     "eval pairs --history-window -1": (["eval", "pairs", "--pairs", "{w}/pairs.jsonl", "--model", "{w}/broken_model",
                                         "--history-window", "-1"], "history_window=-1: expected >= 0"),
     "eval pairs --n 0": (["eval", "pairs", "--pairs", "{w}/pairs.jsonl", "--model", "{w}/broken_model", "--n", "0"],
-                         "n, max_new_tokens and batch_size must be >= 1"),
+                         "n=0: expected >= 1"),
     "pairs prompt.history_window=-1": (["pairs", "--experts", "{w}/experts.jsonl", "--model", "{w}/broken_model",
                                         "--out", "{w}/p.jsonl", "prompt.history_window=-1"],
                                        "options: prompt: history_window=-1: expected >= 0"),

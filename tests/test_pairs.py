@@ -10,6 +10,7 @@ from collections import Counter
 
 import pytest
 
+from actrl.config import ConfigError
 from actrl.data.pairs import PairsConfig, _StateJob, build_pairs, expert_position
 from actrl.data.records import State, read_jsonl, read_pairs
 
@@ -83,6 +84,20 @@ def test_pairs_from_real_experts_hold_two_different_actions(tmp_path, twx_expert
     assert c["dropped_unparseable"] == c["samples"] and meta["sources"] == {"admissible_random": len(pairs)}
     assert all(p.alternative_admissible and p.alternative in p.state.admissible for p in pairs)
     assert meta["settings"]["model"] == tiny_model_dir
+
+
+@pytest.mark.parametrize("setting", [{"require_admissible": True, "fallback": "none"}, {"fallback": "admissible_random"}])
+def test_admissible_settings_on_experts_without_admissible_lists_are_refused(tmp_path, twx_experts, tiny_model_dir, setting):
+    experts = tmp_path / "no_admissible.jsonl"
+    rows = [json.loads(line) for line in open(twx_experts)]
+    for row in rows:
+        for step in row["steps"]:
+            step["admissible"] = None  # as `actrl collect --record-admissible never` writes them
+    experts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    wanted = "require_admissible=true" if setting.get("require_admissible") else "fallback=admissible_random"
+    with pytest.raises(ConfigError, match=rf"no_admissible.jsonl: no expert state records admissible actions, which {wanted} needs"):
+        build_pairs(experts, tmp_path / "pairs.jsonl", _cfg(tiny_model_dir, **setting))
+    assert not (tmp_path / "pairs.jsonl").exists()
 
 
 def test_likelihood_fallback_picks_the_policys_most_likely_admissible_action(tmp_path, twx_experts, tiny_model_dir):

@@ -280,6 +280,16 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
+def _check_admissible_recorded(experts: Path, jobs: list[_StateJob], cfg: PairsConfig) -> None:
+    """require_admissible / a fallback need admissible lists; without any they would silently do nothing."""
+    if jobs and not any(j.state.admissible for j in jobs):
+        wanted = [f for f, on in (("require_admissible=true", cfg.require_admissible),
+                                  (f"fallback={cfg.fallback}", cfg.fallback != "none")) if on]
+        if wanted:
+            raise ConfigError(f"{experts}: no expert state records admissible actions, which {' and '.join(wanted)} "
+                              "needs; collect with --record-admissible always, or turn them off")
+
+
 def build_pairs(experts: str | Path, out: str | Path, cfg: PairsConfig, generator: Any = None) -> dict[str, Any]:
     """Build (or resume building) critic pairs from expert trajectories; returns the meta record."""
     experts, out = Path(experts), Path(out)
@@ -299,6 +309,7 @@ def build_pairs(experts: str | Path, out: str | Path, cfg: PairsConfig, generato
                 f"{out}: exists with different settings (file -> this run: {changed}); use another --out or delete it"
             )
     jobs = _expert_jobs(experts)
+    _check_admissible_recorded(experts, jobs, cfg)
     done = _resume(out, progress)
     todo = [j for j in jobs if j.key not in done]
     owned = todo and generator is None  # a generator made here is closed here

@@ -63,8 +63,9 @@ class SamplingConfig:
             raise ValueError(f"temperature={self.temperature}: expected >= 0")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p={self.top_p}: expected in (0, 1]")
-        if self.n < 1 or self.max_new_tokens < 1 or self.batch_size < 1:
-            raise ValueError("n, max_new_tokens and batch_size must be >= 1")
+        for name in ("n", "max_new_tokens", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: expected >= 1")
 
 
 class Generator(Protocol):
