@@ -151,4 +151,24 @@ class JavaServer:
             ) from None
 
 
-__all__ = ["EnvInterruptedError", "JavaServer", "construct", "is_jvm_death", "java_process", "shutdown"]
+class JavaBacked:
+    """What a JVM-backed adapter exposes about its server (`self._java`, a JavaServer)."""
+
+    _java: JavaServer
+
+    @property
+    def restarts(self) -> int:
+        """Java processes restarted after a crash (choice 1)."""
+        return self._java.restarts
+
+    @property
+    def pid(self) -> int | None:
+        """The Java server's process id (None until the first call)."""
+        return self._java.pid
+
+    def start(self) -> None:
+        """Start the Java server now (it otherwise starts at the first reset)."""
+        self._java.get()
+
+
+__all__ = ["EnvInterruptedError", "JavaBacked", "JavaServer", "construct", "is_jvm_death", "java_process", "shutdown"]

@@ -51,7 +51,7 @@ from actrl.envs.base import (
     Task,
     TextEnv,
 )
-from actrl.envs.jvm import JavaServer, construct, shutdown
+from actrl.envs.jvm import JavaBacked, JavaServer, construct, shutdown
 from actrl.envs.util import GOLD_MARGIN, java_ints, require_java, unknown_task
 
 R = TypeVar("R")
@@ -86,7 +86,7 @@ def deterministic_jvm() -> Iterator[None]:
                 os.environ["JAVA_TOOL_OPTIONS"] = old
 
 
-class ScienceWorldEnv(TextEnv):
+class ScienceWorldEnv(JavaBacked, TextEnv):
     """ScienceWorld tasks; `Task.name` is the task name ("boil"), `Task.variation` its variation index."""
 
     name: ClassVar[str] = "scienceworld"
@@ -125,16 +125,6 @@ class ScienceWorldEnv(TextEnv):
                     shutdown(sw)
                     raise EnvError(f"scienceworld: unknown simplification '{item}'; expected some of {', '.join(known)}")
         return sw
-
-    @property
-    def restarts(self) -> int:
-        """Java processes restarted after a crash (choice 7)."""
-        return self._java.restarts
-
-    @property
-    def pid(self) -> int | None:
-        """The Java server's process id (None until the first call)."""
-        return self._java.pid
 
     def _server(self) -> Any:
         return self._java.get().server
@@ -265,10 +255,6 @@ class ScienceWorldEnv(TextEnv):
 
     def versions(self) -> dict[str, str]:
         return {"scienceworld": importlib.metadata.version("scienceworld")}
-
-    def start(self) -> None:
-        """Start the Java server now (it otherwise starts at the first reset)."""
-        self._java.get()
 
     def close(self) -> None:
         """Stop the Java server; safe to call twice and on an instance whose __init__ failed."""

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from actrl.envs.base import SPLITS, EnvError, Observation, StepResult, Task, TextEnv
-from actrl.envs.jvm import JavaServer, construct
+from actrl.envs.jvm import JavaBacked, JavaServer, construct
 from actrl.envs.util import GOLD_MARGIN, java_ints, require_java, unknown_task
 
 GAMES = ("cookingworld", "twc", "coin", "mapreader", "arithmetic", "sorting", "simonsays", "peckingorder")
@@ -47,7 +47,7 @@ INVALID_PREFIX = "Unknown action"
 R = TypeVar("R")
 
 
-class TextWorldExpressEnv(TextEnv):
+class TextWorldExpressEnv(JavaBacked, TextEnv):
     """TextWorldExpress games; `Task.name` is the game ("coin"), `Task.variation` the seed."""
 
     name: ClassVar[str] = "textworld_express"
@@ -83,16 +83,6 @@ class TextWorldExpressEnv(TextEnv):
         from textworld_express import TextWorldExpressEnv as _Package
 
         return construct(_Package, self.name, envStepLimit=10**9)  # the adapter applies its own limit
-
-    @property
-    def restarts(self) -> int:
-        """Java processes restarted after a crash (choice 6)."""
-        return self._java.restarts
-
-    @property
-    def pid(self) -> int | None:
-        """The Java server's process id (None until the first call)."""
-        return self._java.pid
 
     def _env(self) -> Any:
         return self._java.get()
@@ -211,10 +201,6 @@ class TextWorldExpressEnv(TextEnv):
 
     def versions(self) -> dict[str, str]:
         return {"textworld-express": importlib.metadata.version("textworld-express")}
-
-    def start(self) -> None:
-        """Start the Java server now (it otherwise starts at the first reset)."""
-        self._java.get()
 
     def close(self) -> None:
         """Stop the Java server; safe to call twice and on an instance whose __init__ failed."""
