@@ -26,7 +26,8 @@ from transformers import TrainerCallback
 from actrl.config import load_config
 from actrl.data.records import read_pairs
 from actrl.train.act import ACTConfig, act_trainer, critic_rows
-from actrl.train.common import compact_lm_head, load_policy, trl_prompt
+from actrl.train.common import load_policy, trl_prompt
+from actrl.train.trl_compat import compact_lm_head
 
 PAIRS = Path(__file__).resolve().parents[1] / "tests" / "data" / "twx_coin_pairs.jsonl"
 SETTINGS = {

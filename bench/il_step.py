@@ -22,7 +22,7 @@ from transformers import TrainerCallback
 
 import actrl.train.il as il
 from actrl.config import load_config
-from actrl.train.common import compact_lm_head
+from actrl.train.trl_compat import compact_lm_head
 
 EXPERTS = Path(__file__).resolve().parents[1] / "tests" / "data" / "twx_coin_experts.jsonl"
 SETTINGS = {

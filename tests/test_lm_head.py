@@ -8,7 +8,7 @@ import trl.trainer.utils as trl_utils
 from transformers import AutoModelForCausalLM
 from trl.trainer.utils import add_fused_lm_head
 
-from actrl.train.common import compact_lm_head
+from actrl.train.trl_compat import compact_lm_head
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ Choices the paper left open (documented defaults, all configurable):
    next stage trains a fresh adapter (or the full model) on top.
 5. With `prompt.prefill` (the reply starts with the opening tag), prompts reach TRL as rendered
    text and completions as text; the rewards put the prefix back before parsing.
-6. On the CPU, TRL's fused LM head scores only the positions that carry a label (`compact_lm_head`),
+6. On the CPU, TRL's fused LM head scores only the positions that carry a label (`trl_compat.compact_lm_head`),
    as it already does on CUDA; TRL scores every prompt position there, which made a GRPO step 1.7x
    and an SFT step 2.4x slower (bench/act_step.py, bench/il_step.py).
 """
@@ -31,7 +31,6 @@ import os
 import random
 import shutil
 import sys
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from actrl.data.prompts import PromptConfig, cut_share
 from actrl.data.records import State
 from actrl.models.generation import render_chat, reply_prefix
 from actrl.models.loading import ModelConfig, load_model, pick_device, pick_dtype, resolve_model
+from actrl.train.trl_compat import check_trl, compact_lm_head
 
 FINAL = "final"
 T = TypeVar("T")
@@ -139,29 +139,6 @@ def precision(cfg: StageConfig) -> dict[str, Any]:
     return {"weights": weights, "bf16": compute == torch.bfloat16, "fp16": compute == torch.float16}
 
 
-_TRL_USE_TRITON = None
-
-
-def compact_lm_head(enabled: bool = True) -> None:
-    """Let TRL's fused LM head (GRPO and SFT losses) project only labelled positions on the CPU too.
-
-    TRL (trl.trainer.utils, add_fused_lm_head) scores only the positions with a label on Triton
-    devices and every position elsewhere, to keep tile shapes fixed for compilers such as Neuron's.
-    The CPU compiles nothing, and the prompt positions it would score are 90-99% of a critic or IL
-    example: same log-probs (fp32, TRL's numerics), a fraction of the work.
-    """
-    global _TRL_USE_TRITON
-    import trl.trainer.utils as trl_utils
-
-    if _TRL_USE_TRITON is None:
-        if not hasattr(trl_utils, "_use_triton"):
-            warnings.warn("this TRL has no trl.trainer.utils._use_triton: CPU training scores every position", stacklevel=2)
-            return
-        _TRL_USE_TRITON = trl_utils._use_triton
-    original = _TRL_USE_TRITON
-    trl_utils._use_triton = (lambda device: device.type == "cpu" or original(device)) if enabled else original
-
-
 def load_policy(cfg: StageConfig):
     """(model, tokenizer, peft_config or None) for a stage; a LoRA checkpoint is merged into its base.
 
@@ -213,6 +190,7 @@ def merge_lora(adapter_dir: str | Path, out_dir: str | Path) -> Path:
 
 def trainer_args(cfg: StageConfig, cls: type, **stage: Any):
     """A TRL config (GRPOConfig/SFTConfig) from the common fields, the stage's fields and `cfg.trl`."""
+    check_trl()  # before any TRL object: the hooks are tested on one TRL range
     prec = precision(cfg)
     kwargs: dict[str, Any] = dict(
         output_dir=cfg.output_dir,

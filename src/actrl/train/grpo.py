@@ -24,7 +24,9 @@ e.g. greedy pair accuracy on validation pairs, so that transformers' `load_best_
 and restores the best checkpoint by it.
 
 Four methods are overridden, each for one reason (see their comments); everything else is TRL's.
-With `use_vllm` on a CPU, TRL's colocated engine is adapted by `actrl.train.vllm_colocate`.
+Every private TRL name used here is listed, with its reason and contract test, in
+`actrl.train.trl_compat`. With `use_vllm` on a CPU, TRL's colocated engine is adapted by
+`actrl.train.vllm_colocate`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from actrl.data.prompts import reply_token_limit
 from actrl.models.generation import chat_template_kwargs
 from actrl.models.generation import share_prompt_prefill as share_prompt_prefill_of
 from actrl.train.common import StageConfig, trainer_args, world_size
+from actrl.train.trl_compat import add_stop_tokens, log_evaluation, train_metrics
 from actrl.train.vllm_colocate import adapt_colocated_engine, cpu_engine_settings, vllm_on_cpu
 
 ZERO_STD_POLICIES = ("keep", "drop", "resample")
@@ -252,9 +255,7 @@ class ActGRPOTrainer(GRPOTrainer):
         if colocated_on_cpu:
             adapt_colocated_engine(self.vllm_generation)
         if stop_token_ids and not self.use_vllm:  # transformers generation: extra end tokens (stop_at_closing_tag)
-            self.eos_token_ids = [*self.eos_token_ids, *(t for t in stop_token_ids if t not in self.eos_token_ids)]
-            self.generation_kwargs["eos_token_id"] = self.eos_token_ids
-            self.generation_config.eos_token_id = self.eos_token_ids
+            add_stop_tokens(self, stop_token_ids)
         if share_prompt_prefill and not self.use_vllm and not (self.is_deepspeed_enabled or self.is_fsdp_enabled):
             share_prompt_prefill_of(self.accelerator.unwrap_model(self.model))
         self._resample_rng = torch.Generator().manual_seed(self.args.seed + 7919 * self.accelerator.process_index)
@@ -326,7 +327,7 @@ class ActGRPOTrainer(GRPOTrainer):
         if not self.model.training:
             return out
         zero_all = self._zero_std_groups()
-        metrics = self._metrics["train"]
+        metrics = train_metrics(self)
         metrics[f"{self.metric_prefix}/frac_zero_std_groups"].append(zero_all.float().mean().item())
         if self.zero_std_groups == "keep":
             return out
@@ -358,7 +359,6 @@ class ActGRPOTrainer(GRPOTrainer):
         if self.evaluator is None:
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         from accelerate.utils import broadcast_object_list
-        from transformers import Trainer
 
         result: list[Any] = [None]
         start = time.perf_counter()
@@ -371,6 +371,6 @@ class ActGRPOTrainer(GRPOTrainer):
         result = broadcast_object_list(result) if self.accelerator.num_processes > 1 else result
         metrics = {f"{metric_key_prefix}_{k}": float(v) for k, v in result[0].items() if isinstance(v, (int, float))}
         metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - start, 2)  # transformers' name
-        Trainer.log(self, metrics)  # TRL's log() would fold in and clear its pending training metrics
+        log_evaluation(self, metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics

@@ -22,6 +22,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from actrl.train.trl_compat import first_callback
+
 log = logging.getLogger("actrl.train")
 
 METRICS_FILE = "metrics.jsonl"
@@ -85,7 +87,7 @@ class StageMetrics(TrainerCallback):
 def attach(trainer: Any, output_dir: str | Path, stage: str, **kwargs: Any) -> StageMetrics:
     """Put StageMetrics first among the trainer's callbacks (before report_to integrations see the logs)."""
     cb = StageMetrics(output_dir, stage, **kwargs)
-    trainer.callback_handler.callbacks.insert(0, cb)
+    first_callback(trainer, cb)
     return cb
 
 
