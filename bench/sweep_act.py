@@ -74,14 +74,15 @@ def fill_both_orders(row: dict, recipe_name: str, recipe_overrides: list[str]) -
     """Re-measure a row evaluated before pair accuracy asked both orders (returns True when it changed)."""
     if "both_orders_accuracy" in row["after"]:
         return False
+    from actrl.data.critic import critic_sampling
     from actrl.data.records import read_pairs
-    from actrl.eval.pair_accuracy import default_sampling, pair_accuracy
+    from actrl.eval.pair_accuracy import pair_accuracy
     from actrl.models.generation import make_generator
 
     recipe = load_recipe(recipe_name, recipe_overrides)
     pairs = read_pairs(recipe.run_dir / "heldout_pairs.jsonl")
     for key, model in (("before", recipe.model.name), ("after", str(Path(row["output_dir"]) / "final"))):
-        row[key] = {"model": model, **pair_accuracy(make_generator(model), pairs, recipe.prompt, default_sampling())}
+        row[key] = {"model": model, **pair_accuracy(make_generator(model), pairs, recipe.prompt, critic_sampling())}
     return True
 
 

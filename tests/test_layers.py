@@ -45,3 +45,13 @@ def test_a_module_outside_the_layer_table_is_named(tmp_path):
     root = _package(tmp_path, {"plugins.py": "", "config.py": "import actrl.plugins\n"})
     with pytest.raises(KeyError, match=r"actrl.plugins: not in the layer table of actrl.devtools.layers; add 'plugins'"):
         layers.main(root)
+
+
+def test_eval_importing_a_training_stage_is_refused_though_both_sit_in_one_layer(tmp_path, capsys):
+    root = _package(tmp_path, {"train/__init__.py": "", "train/rewards.py": "", "eval/__init__.py": "",
+                               "eval/pairs.py": "from actrl.train.rewards import *\n",
+                               "train/act.py": "from actrl.eval import pairs\n"})  # train may use eval
+    assert layers.main(root) == 1
+    out = capsys.readouterr().out
+    assert "actrl/eval/pairs.py:1: actrl.eval.pairs (L3 train) imports actrl.train.rewards (L3 train): forbidden" in out
+    assert out.rstrip().endswith("2 imports, 1 upward")

@@ -4,15 +4,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actrl.actions import normalize_action
+from actrl.data.critic import critic_messages, parse_choice
 from actrl.data.prompts import (
     PromptConfig,
     action_completion,
     action_messages,
-    critic_messages,
     cut_share,
-    normalize_action,
     parse_action,
-    parse_choice,
     same_action,
 )
 from actrl.data.records import State

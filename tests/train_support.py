@@ -16,7 +16,8 @@ import random
 import shutil
 from pathlib import Path
 
-from actrl.data.prompts import PromptConfig, action_completion, action_messages, critic_messages
+from actrl.data.critic import critic_messages
+from actrl.data.prompts import PromptConfig, action_completion, action_messages
 from actrl.data.records import read_pairs, read_trajectories
 from actrl.models.loading import cache_dir
 

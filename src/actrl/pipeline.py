@@ -464,10 +464,11 @@ def _metrics_of(recipe: Recipe, gen: Any, model: str, data: dict[str, Path], out
         metrics["action_format_failure_rate"] = r["format_failure_rate"]
         (out / "next_action.json").write_text(json.dumps(r, indent=1))
     if recipe.eval.pair_accuracy and "heldout_pairs" in data:
+        from actrl.data.critic import critic_sampling
         from actrl.data.records import read_pairs
-        from actrl.eval.pair_accuracy import default_sampling, pair_accuracy
+        from actrl.eval.pair_accuracy import pair_accuracy
 
-        sampling = default_sampling(recipe.prompt.thinking)
+        sampling = critic_sampling(recipe.prompt.thinking)
         sampling.batch_size = recipe.eval.batch_size
         r = pair_accuracy(gen, read_pairs(data["heldout_pairs"]), recipe.prompt, sampling)
         metrics["pair_accuracy"] = r["accuracy"]

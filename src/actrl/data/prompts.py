@@ -1,10 +1,10 @@
-"""States -> chat messages, and model answers -> actions / choices. The one place prompts live.
+"""States -> chat messages, and model answers -> actions. How a state is shown to any prompt.
 
-Two prompts:
 - the *action prompt* (IL, RL, evaluation): state -> "<action>...</action>", optionally after
-  reasoning in <think>...</think>;
+  reasoning in <think>...</think>; built and parsed here;
 - the *critic prompt* (ACT stage, held-out pair accuracy): state + Action 1 + Action 2 ->
-  "<answer>1</answer>" or "<answer>2</answer>", optionally after reasoning.
+  "<answer>1</answer>" or "<answer>2</answer>"; built and parsed in `actrl.data.critic` from the
+  same state rendering (`render_state`), prefill (`prefilled`) and tag reader (`tag_content`).
 
 `same_action` (defined in `actrl.actions`, re-exported here) is the single definition of "the same
 action" shared by the pair filter, the RL reward and next-action accuracy.
@@ -31,7 +31,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from actrl.actions import normalize_action
 from actrl.actions import same_action as same_action  # re-exported: stages compare actions through prompts
 from actrl.data.records import State, Trajectory
 
@@ -82,10 +81,6 @@ class PromptConfig:
 ACTION_SYSTEM = (
     "You are an agent acting in a text environment. Read the task and the latest observation, "
     "then give exactly one next action as a command the environment understands."
-)
-CRITIC_SYSTEM = (
-    "You are an expert judge of agents acting in a text environment. Given the task, the recent "
-    "history and two candidate next actions, decide which action is better for completing the task."
 )
 
 
@@ -146,10 +141,10 @@ def action_messages(state: State, cfg: PromptConfig) -> Messages:
         {"role": "system", "content": ACTION_SYSTEM},
         {"role": "user", "content": render_state(state, cfg) + "\n\n" + ask},
     ]
-    return _prefilled(messages, "<action>", cfg)
+    return prefilled(messages, "<action>", cfg)
 
 
-def _prefilled(messages: Messages, tag: str, cfg: PromptConfig) -> Messages:
+def prefilled(messages: Messages, tag: str, cfg: PromptConfig) -> Messages:
     if cfg.prefill and not cfg.thinking:
         messages.append({"role": "assistant", "content": tag})
     return messages
@@ -181,26 +176,6 @@ def action_rows(trajs: list[Trajectory], prompt_cfg: PromptConfig) -> list[dict[
     return rows
 
 
-def critic_messages(state: State, action_1: str, action_2: str, cfg: PromptConfig) -> Messages:
-    """Critic prompt of the ACT stage: which of two candidate actions is better?"""
-    by_number = cfg.critic_answer == "number"
-    if cfg.thinking:
-        answer = (
-            "the number of the better action as <answer>1</answer> or <answer>2</answer>"
-            if by_number
-            else "the better action, copied exactly, as <answer>command</answer>"
-        )
-        ask = f"Think about what each action would lead to inside <think>...</think>, then answer with {answer}."
-    elif by_number:
-        ask = "Answer with the number of the better action only, as <answer>1</answer> or <answer>2</answer>."
-    else:
-        ask = "Answer with the better action only, copied exactly, as <answer>command</answer>."
-    body = render_state(state, cfg, with_admissible=False)
-    body += f"\n\nAction 1: {action_1}\nAction 2: {action_2}\n\nWhich action is better? {ask}"
-    messages = [{"role": "system", "content": CRITIC_SYSTEM}, {"role": "user", "content": body}]
-    return _prefilled(messages, "<answer>", cfg)
-
-
 # ----------------------------------------------------------------------------- parsing
 
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.IGNORECASE | re.DOTALL)
@@ -211,7 +186,7 @@ def _strip_thinking(text: str) -> str:
     return _THINK.sub(" ", text)
 
 
-def _tag(text: str, tag: str) -> str | None:
+def tag_content(text: str, tag: str) -> str | None:
     """Content of the first <tag>...</tag> outside reasoning; an unclosed tag runs to line end."""
     body = _strip_thinking(text)
     closed = re.search(rf"<\s*{tag}\s*>(.*?)<\s*/\s*{tag}\s*>", body, re.IGNORECASE | re.DOTALL)
@@ -229,7 +204,7 @@ def parse_action(text: str) -> str | None:
     >>> parse_action('open door') is None
     True
     """
-    inner = _tag(text, "action")
+    inner = tag_content(text, "action")
     if inner is None:
         return None
     inner = _SPACE.sub(" ", inner).strip()
@@ -252,37 +227,3 @@ def bare_action(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def parse_choice(text: str, action_1: str, action_2: str, critic_answer: str = "number") -> int | None:
-    """1 or 2 from the critic's <answer> slot (a number, "Action N", or the action text); else None.
-
-    With critic_answer="action" only the action text counts (choice 5).
-
-    >>> parse_choice('<answer>2</answer>', 'go north', 'open door')
-    2
-    >>> parse_choice('<answer>Action 1</answer>', 'go north', 'open door')
-    1
-    >>> parse_choice('<answer>open door</answer>', 'go north', 'open door')
-    2
-    >>> parse_choice('<answer>1 or 2</answer>', 'go north', 'open door') is None
-    True
-    >>> parse_choice('<answer>2</answer>', 'go north', 'open door', critic_answer='action') is None
-    True
-    """
-    inner = _tag(text, "answer")
-    if inner is None:
-        return None
-    ans = normalize_action(inner)
-    numbers = set(re.findall(r"\b([12])\b", ans))
-    if critic_answer == "number" and len(numbers) == 1 and re.fullmatch(r"(action|option)?\s*[12]\s*[:.)]?.*", ans):
-        n = int(numbers.pop())
-        rest = re.sub(r"^(action|option)?\s*[12]\s*[:.)]?\s*", "", ans)
-        # "1: go north" is fine; "1: open door" (number and the other option's text) is ambiguous
-        other = normalize_action(action_2 if n == 1 else action_1)
-        if rest and rest == other and other != normalize_action(action_1 if n == 1 else action_2):
-            return None
-        return n
-    if ans == normalize_action(action_1) and ans != normalize_action(action_2):
-        return 1
-    if ans == normalize_action(action_2) and ans != normalize_action(action_1):
-        return 2
-    return None

@@ -134,7 +134,11 @@ class CriticPair:
     @property
     def options(self) -> tuple[str, str]:
         """(Action 1, Action 2) as shown in the critic prompt."""
-        if self.expert_position == 1:
+        return self.shown(self.expert_position)
+
+    def shown(self, expert_position: int) -> tuple[str, str]:
+        """(Action 1, Action 2) with the expert action at `expert_position`: the one place the order is set."""
+        if expert_position == 1:
             return self.expert_action, self.alternative
         return self.alternative, self.expert_action
 

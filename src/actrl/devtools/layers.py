@@ -38,6 +38,8 @@ _LAYER_OF = {  # first name under actrl -> layer; unlisted names are an error (a
 }
 ALLOWED: dict[tuple[str, str], str] = {}
 """(importer, imported) -> why this upward import stays."""
+SIDEWAYS_FORBIDDEN = {("eval", "train"): "an evaluation judges a policy and never needs a training stage"}
+"""(importer's subpackage, imported subpackage) in one layer that must not import each other that way."""
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,16 @@ def unit(module: str) -> str:
     return parts[0] if parts else PACKAGE
 
 
+def _head(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
 def upward(found: list[Import]) -> list[Import]:
-    """The imports that point up the layer table and are not in ALLOWED."""
-    return [i for i in found if layer(i.imported) > layer(i.importer) and (i.importer, i.imported) not in ALLOWED]
+    """The imports that point up the layer table (or across a SIDEWAYS_FORBIDDEN edge), not in ALLOWED."""
+    return [i for i in found
+            if (layer(i.imported) > layer(i.importer) or (_head(i.importer), _head(i.imported)) in SIDEWAYS_FORBIDDEN)
+            and (i.importer, i.imported) not in ALLOWED and layer(i.importer) != len(LAYER_NAMES) - 1]
 
 
 def graph(found: list[Import]) -> dict[str, set[str]]:
@@ -134,8 +143,10 @@ def main(root: Path | None = None) -> int:
     bad = upward(found)
     for i in bad:
         path = modules(root)[i.importer].relative_to(root.parent)
+        why = SIDEWAYS_FORBIDDEN.get((_head(i.importer), _head(i.imported)))
         print(f"{path}:{i.line}: {i.importer} (L{layer(i.importer)} {LAYER_NAMES[layer(i.importer)]}) imports "
-              f"{i.imported} (L{layer(i.imported)} {LAYER_NAMES[layer(i.imported)]}): upward")
+              f"{i.imported} (L{layer(i.imported)} {LAYER_NAMES[layer(i.imported)]}): "
+              + (f"forbidden ({why})" if why and layer(i.imported) <= layer(i.importer) else "upward"))
     print(f"{len(found)} imports, {len(bad)} upward" + (f", {len(ALLOWED)} allowed" if ALLOWED else ""))
     return 1 if bad else 0
 

@@ -26,23 +26,11 @@ import json
 from typing import Any
 
 from actrl.config import to_dict
-from actrl.data.prompts import PromptConfig, critic_messages, reply_token_limit
+from actrl.data.critic import critic_question, critic_sampling, parse_choice
+from actrl.data.prompts import PromptConfig
 from actrl.data.records import CriticPair, read_pairs
 from actrl.models.generation import Generator, SamplingConfig, make_generator
 from actrl.models.loading import ModelConfig
-from actrl.train.rewards import act_choice
-
-
-def default_sampling(thinking: bool = False) -> SamplingConfig:
-    """Greedy; long enough for the answer tag (or for reasoning when thinking is on)."""
-    return SamplingConfig(temperature=0.0, max_new_tokens=reply_token_limit(thinking, "critic"), stop=["</answer>"])
-
-
-def _shown(pair: CriticPair, expert_position: int) -> tuple[str, str]:
-    """(Action 1, Action 2) with the expert action at `expert_position`."""
-    if expert_position == 1:
-        return pair.expert_action, pair.alternative
-    return pair.alternative, pair.expert_action
 
 
 def pair_accuracy(
@@ -58,16 +46,16 @@ def pair_accuracy(
     """
     if not pairs:
         raise ValueError("pair_accuracy: no pairs to evaluate")
-    sampling = sampling or default_sampling(prompt_cfg.thinking)
+    sampling = sampling or critic_sampling(prompt_cfg.thinking)
     gen = make_generator(model, thinking=prompt_cfg.thinking) if isinstance(model, (str, ModelConfig)) else model
     orders = [[p.expert_position for p in pairs]]
     if both_orders:
         orders.append([3 - p.expert_position for p in pairs])
     asked: list[tuple[CriticPair, int]] = [(p, pos) for positions in orders for p, pos in zip(pairs, positions, strict=True)]
-    outputs = gen.generate([critic_messages(p.state, *_shown(p, pos), prompt_cfg) for p, pos in asked], sampling)
+    outputs = gen.generate([critic_question(p, pos, prompt_cfg) for p, pos in asked], sampling)
     # per question, per sample: 1 right, 0 wrong, None no parseable choice
     scored = [
-        [None if (c := act_choice(text, *_shown(p, pos), prompt_cfg.critic_answer)) is None else int(c == pos)
+        [None if (c := parse_choice(text, *p.shown(pos), prompt_cfg.critic_answer)) is None else int(c == pos)
          for text in samples]
         for (p, pos), samples in zip(asked, outputs, strict=True)
     ]
@@ -118,7 +106,7 @@ FORMAT_WARNING_RATE = 0.5
 def format_warning(result: dict[str, Any], prompt_cfg: PromptConfig, sampling: SamplingConfig) -> str | None:
     """A warning naming the fix when most answers had no parseable <answer> choice, else None.
 
-    >>> format_warning({"format_failure_rate": 1.0}, PromptConfig(), default_sampling())
+    >>> format_warning({"format_failure_rate": 1.0}, PromptConfig(), critic_sampling())
     'warning: 100% of the answers had no parseable <answer>1</answer> or <answer>2</answer> (an unclosed or missing tag); accuracy counts them as wrong. Try --prefill (start the answer with <answer>) or more --max-new-tokens (now 32)'
     """
     rate = result["format_failure_rate"]
@@ -140,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     # everything a user typed is checked before the model loads: configs, pairs, the output path
     prompt_cfg = from_dict(PromptConfig, {"history_window": args.history_window, "thinking": args.thinking,
                                           "prefill": args.prefill}, "options")
-    sampling = default_sampling(args.thinking)
+    sampling = critic_sampling(args.thinking)
     sampling.temperature, sampling.n, sampling.batch_size = args.temperature, args.n, args.batch_size
     if args.max_new_tokens is not None:
         sampling.max_new_tokens = args.max_new_tokens

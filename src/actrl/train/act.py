@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from actrl.config import ConfigError
-from actrl.data.prompts import PromptConfig, critic_messages
+from actrl.data.critic import critic_question, critic_sampling
+from actrl.data.prompts import PromptConfig
 from actrl.data.records import CriticPair, read_pairs
 from actrl.train.common import (
     cut_note,
@@ -112,10 +113,10 @@ def critic_rows(pairs: list[CriticPair], prompt_cfg: PromptConfig, both_orders: 
     for p in pairs:
         positions = [p.expert_position, 3 - p.expert_position] if both_orders else [p.expert_position]
         for pos in positions:
-            a1, a2 = (p.expert_action, p.alternative) if pos == 1 else (p.alternative, p.expert_action)
+            a1, a2 = p.shown(pos)
             rows.append(
                 {
-                    "prompt": critic_messages(p.state, a1, a2, prompt_cfg),
+                    "prompt": critic_question(p, pos, prompt_cfg),
                     "expert_position": pos,
                     "action_1": a1,
                     "action_2": a2,
@@ -131,14 +132,14 @@ def _pair_eval(cfg: ACTConfig, model: str, pairs: list[CriticPair], key: str) ->
     """Held-out pair accuracy of `model` into pair_eval.json[key] (main process; skipped when present)."""
     if not (cfg.pair_eval and pairs and is_main_process()):
         return
-    from actrl.eval.pair_accuracy import default_sampling, pair_accuracy
+    from actrl.eval.pair_accuracy import pair_accuracy
     from actrl.models.generation import make_generator
 
     path = Path(cfg.output_dir) / PAIR_EVAL
     record = json.loads(path.read_text()) if path.exists() else {}
     if key in record:
         return
-    sampling = default_sampling(cfg.prompt.thinking)
+    sampling = critic_sampling(cfg.prompt.thinking)
     sampling.max_new_tokens = cfg.completion_limit()
     adapter = Path(model) / "adapter_config.json"
     if adapter.exists():  # a LoRA checkpoint: its base plus the adapter (vLLM serves it as a LoRARequest)
@@ -167,10 +168,10 @@ def collapse_advice(cfg: ACTConfig) -> str:
 
 def selection_evaluator(cfg: ACTConfig, pairs: list[CriticPair], tokenizer: Any) -> Callable[[Any], dict[str, float]]:
     """Greedy pair accuracy of the live model on `pairs`, as `pair_<metric>` (choice 6)."""
-    from actrl.eval.pair_accuracy import default_sampling, pair_accuracy
+    from actrl.eval.pair_accuracy import pair_accuracy
     from actrl.models.generation import HFGenerator
 
-    sampling = default_sampling(cfg.prompt.thinking)
+    sampling = critic_sampling(cfg.prompt.thinking)
     sampling.max_new_tokens = cfg.completion_limit()
 
     def evaluate(model: Any) -> dict[str, float]:

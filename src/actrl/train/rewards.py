@@ -36,7 +36,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from actrl.data.prompts import parse_action, parse_choice, same_action
+from actrl.data.critic import parse_choice
+from actrl.data.prompts import parse_action, same_action
 
 ACT_CORRECT, ACT_WRONG, FORMAT_PENALTY = 1.0, 0.0, -0.5
 RL_EXPERT, RL_ADMISSIBLE, RL_OTHER = 1.0, 0.1, 0.0
