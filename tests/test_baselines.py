@@ -272,7 +272,8 @@ def test_baselines_recipe_runs_every_baseline_stage_through_the_cli_and_reports_
     results = json.loads((run / "results.json").read_text())
     assert list(results["methods"]) == recipe["methods"]
     for method, entry in results["methods"].items():
-        assert 0 <= entry["metrics"]["next_action_accuracy"] <= 1, method
+        # the tied tiny model answers newlines after these few steps: no action tag, nothing right
+        assert entry["metrics"] == {"next_action_accuracy": 0.0, "action_format_failure_rate": 1.0}, method
         assert entry["model"].endswith("final"), method
     stages = sorted(p.name.split("-")[0] for p in (run / "stages").iterdir())
     # every baseline stage once; both Early Experience stages read one shared outcomes file

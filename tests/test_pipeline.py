@@ -56,10 +56,12 @@ def test_recipe_runs_all_methods_shares_stages_and_skips_finished_work(tmp_path,
     results = json.loads((run / "results.json").read_text())
     assert list(results["methods"]) == ["prompt", "il", "act -> il", "act -> rl"]
     for method, entry in results["methods"].items():
-        m = entry["metrics"]
-        assert 0 <= m["next_action_accuracy"] <= 1 and 0 <= m["success_rate"] <= 1, method
-        assert 0 <= m["pair_both_orders_accuracy"] <= m["pair_accuracy"] <= 1  # right in both orders <= either
-        assert m["math500"] == 0.0  # an untrained 3M-parameter model solves nothing
+        # a few steps leave the tied tiny model answering newlines: every reply a format failure,
+        # every agent step invalid (3-step episodes), and nothing right anywhere
+        assert entry["metrics"] == {
+            "next_action_accuracy": 0.0, "action_format_failure_rate": 1.0, "pair_accuracy": 0.0, "pick_first_rate": None,
+            "pair_both_orders_accuracy": 0.0, "critic_format_failure_rate": 1.0, "success_rate": 0.0, "mean_score": 0.0,
+            "mean_steps": 3.0, "invalid_rate": 1.0, "stuck_rate": 0.0, "math500": 0.0}, method
     # act -> il and act -> rl start from one shared ACT stage: one act dir, two il dirs (il, act->il)
     stages = sorted(p.name.split("-")[0] for p in (run / "stages").iterdir())
     assert stages == ["act", "il", "il", "rl"]
