@@ -293,3 +293,21 @@ def test_baselines_recipe_runs_every_baseline_stage_through_the_cli_and_reports_
     cells = {line.split("|")[1].strip(): line.split("|")[column].strip() for line in lines if line.startswith("| ")}
     assert cells["world_model -> il"] == "-"
     assert cells["dpo"] == f"{100 * results['methods']['dpo']['metrics']['next_action_accuracy']:.1f}"
+
+
+def test_actrl_train_runs_every_registered_stage_baselines_included(tmp_path, tiny_model_dir, capsys):
+    from actrl.cli import main
+    from actrl.train.stages import STAGES
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in STAGES) and len(STAGES) == 8
+    args = ["train", "dpo", "--pairs", str(_few_pairs(tmp_path)), f"output_dir={tmp_path / 'dpo'}",
+            f"model.name={tiny_model_dir}", "max_steps=1", "per_device_batch_size=4", "eval_fraction=0.0"]
+    assert main(args) == 0
+    assert f"[actrl] dpo: final checkpoint {tmp_path / 'dpo' / 'final'}" in capsys.readouterr().out
+    assert (tmp_path / "dpo" / "final" / "model.safetensors").exists()
+    with pytest.raises(SystemExit):  # Early Experience reads both kinds: both flags exist
+        main(["train", "early_experience", "--help"])
+    assert "--pairs" in (out := capsys.readouterr().out) and "--experts" in out

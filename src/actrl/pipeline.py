@@ -25,9 +25,7 @@ Choices the paper left open:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import importlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,25 +40,10 @@ from actrl.methods import parse_method, slug
 from actrl.models.loading import ModelConfig
 from actrl.models.vllm_engine import VLLMConfig
 from actrl.outputs import output_dir
+from actrl.train.stages import STAGES
+from actrl.train.stages import stage as stage_spec
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
-
-# stage name -> (module, config class, train function, data the stage reads: "pairs" or "experts").
-# "pairs+experts": the first file is the train function's data path, each further one is set as the
-# config field of that name. A stage config with an `env` field (it executes actions) gets the
-# recipe's environment there.
-STAGES: dict[str, tuple[str, str, str, str]] = {
-    "act": ("actrl.train.act", "ACTConfig", "train_act", "pairs"),
-    "il": ("actrl.train.il", "ILConfig", "train_il", "experts"),
-    "rl": ("actrl.train.rl", "RLConfig", "train_rl", "experts"),
-    # baselines and controls (docs/baselines.md)
-    "act_answer_only": ("actrl.train.baselines.answer_only", "ACTAnswerOnlyConfig", "train_act", "pairs"),
-    "choice_sft": ("actrl.train.baselines.choice_sft", "ChoiceSFTConfig", "train_choice_sft", "pairs"),
-    "dpo": ("actrl.train.baselines.dpo", "DPOStageConfig", "train_dpo", "pairs"),
-    "early_experience": ("actrl.train.baselines.reflection", "ReflectionConfig", "train_early_experience", "pairs+experts"),
-    "world_model": ("actrl.train.baselines.world_model", "WorldModelConfig", "train_world_model", "pairs"),
-}
-
 
 @dataclass
 class EnvSettings:
@@ -161,16 +144,11 @@ class Recipe:
             raise ValueError("name is required (the run directory is <output_root>/<name>/seed<seed>)")
         for method in self.methods:
             for stage in parse_method(method):
-                if stage not in STAGES:
-                    import difflib
-
-                    near = difflib.get_close_matches(stage, list(STAGES), n=1)
-                    hint = f"; did you mean '{near[0]}'?" if near else f"; known stages: {', '.join(STAGES)}"
-                    raise ValueError(f"methods: '{method}' names unknown stage '{stage}'{hint}")
+                stage_spec(stage, f"methods: '{method}'")
         if self.env.name is None:
             self._validate_without_env()
         for stage in parse_method(self.pairs_policy or ""):
-            if STAGES.get(stage, ("", "", "", ""))[3] != "experts":
+            if stage_spec(stage, "pairs_policy").reads != ("experts",):
                 raise ValueError(f"pairs_policy: '{self.pairs_policy}' has stage '{stage}'; expected stages trained on expert data only (e.g. 'il'), since the pairs do not exist yet")
 
     def _validate_without_env(self) -> None:
@@ -281,7 +259,7 @@ def prepare_data(recipe: Recipe) -> dict[str, Path]:
         if d.select_split == d.heldout_split:
             raise ConfigError(f"{recipe.name}: data.select_split '{d.select_split}' is the held-out split; selecting on it would tune on the evaluation data")
         paths["select_experts"] = collect_split(recipe, d.select_split, d.select_num, run / "select_experts.jsonl")
-    reads = {kind for s in stages for kind in STAGES[s][3].split("+")}
+    reads = {kind for s in stages for kind in STAGES[s].reads}
     needs_pairs = "pairs" in reads or recipe.eval.pair_accuracy
     cfg = pairs_config(recipe)
     if (needs_pairs or selecting) and recipe.pairs_policy:
@@ -313,15 +291,14 @@ def stage_config(
 
     inputs: further data files of a stage reading several kinds (STAGES), set as config fields.
     """
-    module, cls_name, _, _ = STAGES[stage]
-    cls = getattr(importlib.import_module(module), cls_name)
+    cls = STAGES[stage].config_class()
     settings = recipe.stage_settings(stage)
     model = deep_merge(to_dict(recipe.model), {"name": start_model})
     # stage settings override the recipe's (a stage may change one prompt field, e.g. thinking)
     base = deep_merge({"seed": recipe.seed, "prompt": to_dict(recipe.prompt)}, settings)
     base["model"] = model
     base.update({kind: str(path) for kind, path in (inputs or {}).items()})
-    if "env" in {f.name for f in dataclasses.fields(cls)}:
+    if "env" in STAGES[stage].config_fields():
         base["env"] = deep_merge({"name": recipe.env.name, "kwargs": recipe.env.kwargs}, settings.get("env", {}))
     key = _hash({"stage": stage, "settings": base, "data": str(data_path)})
     base["output_dir"] = str(run / "stages" / f"{stage}-{key}")
@@ -330,9 +307,7 @@ def stage_config(
 
 def executes_actions(stage: str) -> bool:
     """True when the stage runs actions in the environment (its config has an `env` field)."""
-    module, cls_name, _, _ = STAGES[stage]
-    cls = getattr(importlib.import_module(module), cls_name)
-    return "env" in {f.name for f in dataclasses.fields(cls)}
+    return "env" in STAGES[stage].config_fields()
 
 
 def check_imported(recipe: Recipe, paths: dict[str, Path]) -> None:
@@ -343,7 +318,7 @@ def check_imported(recipe: Recipe, paths: dict[str, Path]) -> None:
     stages = {s for m in recipe.methods for s in parse_method(m)}
     acting = sorted(s for s in stages if executes_actions(s))
     pairs = pairs_config(recipe)
-    needs_pairs = any("pairs" in STAGES[s][3] for s in stages) or recipe.eval.pair_accuracy
+    needs_pairs = any("pairs" in STAGES[s].reads for s in stages) or recipe.eval.pair_accuracy
     for kind in ("experts", "heldout_experts"):
         trajectories = read_trajectories(paths[kind])
         if acting:
@@ -358,9 +333,7 @@ def check_imported(recipe: Recipe, paths: dict[str, Path]) -> None:
 
 def selects_checkpoints(stage: str) -> bool:
     """True when the stage's config can keep its best checkpoint on validation pairs (`select_on`)."""
-    module, cls_name, _, _ = STAGES[stage]
-    cls = getattr(importlib.import_module(module), cls_name)
-    return "select_on" in {f.name for f in dataclasses.fields(cls)}
+    return "select_on" in STAGES[stage].config_fields()
 
 
 def train_chain(recipe: Recipe, method: str, data: dict[str, Path], stages_from: Path | None = None) -> str:
@@ -371,8 +344,7 @@ def train_chain(recipe: Recipe, method: str, data: dict[str, Path], stages_from:
     """
     model, source_model = recipe.model.name, recipe.model.name
     for stage in parse_method(method):
-        module, _, fn_name, reads = STAGES[stage]
-        first, *more = reads.split("+")
+        first, *more = STAGES[stage].reads
         inputs = {kind: data[kind] for kind in more}
         if "select_pairs" in data and selects_checkpoints(stage) and "select_on" not in recipe.stage_settings(stage):
             inputs["select_on"] = data["select_pairs"]
@@ -389,7 +361,7 @@ def train_chain(recipe: Recipe, method: str, data: dict[str, Path], stages_from:
             print(f"[actrl] {method}: stage {stage} already done ({final})")
         else:
             print(f"[actrl] {method}: training stage {stage} -> {cfg.output_dir}")
-            final = getattr(importlib.import_module(module), fn_name)(cfg, str(data[first]))
+            final = STAGES[stage].train_function()(cfg, str(data[first]))
         model = str(final)
     return model
 
