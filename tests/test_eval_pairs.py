@@ -54,6 +54,22 @@ def test_a_content_critic_is_right_in_both_orders(pairs):
     assert r["pick_first_rate"] == 0.5
 
 
+def test_predictions_hold_every_answer_in_both_orders(pairs, tmp_path):
+    path = tmp_path / "pairs.predictions.jsonl"
+    r = pair_accuracy(ScriptedCritic(lambda a1, a2: 1), pairs, SHORT_PROMPT_CFG, predictions_path=path)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == 2 * len(pairs) and not (tmp_path / "pairs.predictions.jsonl.tmp").exists()
+    assert [r_["order"] for r_ in rows] == ["recorded"] * len(pairs) + ["swapped"] * len(pairs)
+    first = {(x["pair_id"], x["order"]): x for x in rows}
+    for p in pairs:
+        rec, swp = first[(p.pair_id, "recorded")], first[(p.pair_id, "swapped")]
+        assert rec["options"] == list(p.options) and swp["options"] == rec["options"][::-1]
+        assert rec["expert_position"] == p.expert_position == 3 - swp["expert_position"]
+        assert rec["choice"] == swp["choice"] == 1 and rec["answer"] == "<answer>1</answer>"
+        assert rec["correct"] == (p.expert_position == 1) != swp["correct"]
+    assert sum(x["correct"] for x in rows) / len(rows) == r["accuracy"] == 0.5
+
+
 def test_recorded_order_only_keeps_the_old_question_set(pairs):
     r = pair_accuracy(ScriptedCritic(lambda a1, a2: 1), pairs, SHORT_PROMPT_CFG, both_orders=False)
     assert r["accuracy"] == pytest.approx(r["expert_first_share"])

@@ -124,6 +124,9 @@ def test_act_stage_trains_logs_act_metrics_and_evaluates_pairs_before_and_after(
     before = pair_eval["before"]
     assert before["pick_first_rate"] == 0.0 and before["accuracy"] == 0.5 and before["both_orders_accuracy"] == 0.0
     assert pair_eval["after"]["model"] == str(final)
+    answers = [json.loads(x) for x in (tmp_path / "act" / "pair_eval.before.predictions.jsonl").read_text().splitlines()]
+    assert len(answers) == 2 * 29 and {a["choice"] for a in answers} == {2}
+    assert (tmp_path / "act" / "pair_eval.after.predictions.jsonl").exists()
 
     # a finished stage is not retrained
     mtime = (final / "model.safetensors").stat().st_mtime

@@ -442,7 +442,8 @@ def _metrics_of(recipe: Recipe, gen: Any, model: str, data: dict[str, Path], out
 
         sampling = critic_sampling(recipe.prompt.thinking)
         sampling.batch_size = recipe.eval.batch_size
-        r = pair_accuracy(gen, read_pairs(data["heldout_pairs"]), recipe.prompt, sampling)
+        r = pair_accuracy(gen, read_pairs(data["heldout_pairs"]), recipe.prompt, sampling,
+                          predictions_path=out / "pairs.predictions.jsonl")
         metrics["pair_accuracy"] = r["accuracy"]
         metrics["pick_first_rate"] = r["pick_first_rate"]
         metrics["pair_both_orders_accuracy"] = r["both_orders_accuracy"]

@@ -17,12 +17,17 @@ Choices the paper left open:
    expert first and a critic answering by position scores exactly 50%; `both_orders_accuracy` is
    the share of pairs judged right in both orders (0 for a position-only critic) and
    `recorded_order_accuracy` the accuracy on the orders stored in the pairs file alone.
+4. With `predictions_path`, every answer is written (one line per question and sample: pair_id,
+   order "recorded" or "swapped", expert_position, the options as shown, the raw answer, the
+   parsed choice, correct), for the viewer and for reading what the critic said.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from actrl.config import to_dict
@@ -39,6 +44,7 @@ def pair_accuracy(
     prompt_cfg: PromptConfig,
     sampling: SamplingConfig | None = None,
     both_orders: bool = True,
+    predictions_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """{"accuracy", "pick_first_rate", "format_failure_rate", "expert_first_share", "n", ...} over `pairs`.
 
@@ -53,12 +59,12 @@ def pair_accuracy(
         orders.append([3 - p.expert_position for p in pairs])
     asked: list[tuple[CriticPair, int]] = [(p, pos) for positions in orders for p, pos in zip(pairs, positions, strict=True)]
     outputs = gen.generate([critic_question(p, pos, prompt_cfg) for p, pos in asked], sampling)
+    choices = [[parse_choice(text, *p.shown(pos), prompt_cfg.critic_answer) for text in samples]
+               for (p, pos), samples in zip(asked, outputs, strict=True)]
     # per question, per sample: 1 right, 0 wrong, None no parseable choice
-    scored = [
-        [None if (c := parse_choice(text, *p.shown(pos), prompt_cfg.critic_answer)) is None else int(c == pos)
-         for text in samples]
-        for (p, pos), samples in zip(asked, outputs, strict=True)
-    ]
+    scored = [[None if c is None else int(c == pos) for c in row] for (_, pos), row in zip(asked, choices, strict=True)]
+    if predictions_path is not None:
+        write_predictions(predictions_path, asked, outputs, choices)
     answers = [(pos, r) for (_, pos), row in zip(asked, scored, strict=True) for r in row]
     parsed = [(pos, r) for pos, r in answers if r is not None]
     # the chosen option is the expert's position when right, the other one when wrong
@@ -79,6 +85,31 @@ def pair_accuracy(
     return result
 
 
+def write_predictions(
+    path: str | Path,
+    asked: list[tuple[CriticPair, int]],
+    outputs: list[list[str]],
+    choices: list[list[int | None]],
+) -> Path:
+    """Every answer of a pair evaluation as JSONL (choice 4), written whole through a temp file."""
+    path = Path(path)
+    lines = []
+    for (p, pos), samples, picked in zip(asked, outputs, choices, strict=True):
+        order = "recorded" if pos == p.expert_position else "swapped"
+        options = list(p.shown(pos))
+        for i, (text, choice) in enumerate(zip(samples, picked, strict=True)):
+            lines.append(json.dumps({
+                "pair_id": p.pair_id, "task_id": p.task_id, "t": p.t, "order": order, "expert_position": pos,
+                "options": options, "alternative_source": p.alternative_source, "sample": i,
+                "answer": text, "choice": choice, "correct": choice == pos,
+            }))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines))
+    os.replace(tmp, path)
+    return path
+
+
 # ----------------------------------------------------------------------------- CLI (actrl eval pairs)
 
 
@@ -96,7 +127,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["auto", "transformers", "vllm"], default="auto")
     parser.add_argument("--recorded-order-only", action="store_true",
                         help="ask each pair only in its recorded order (default: both orders)")
-    parser.add_argument("--out", default=None, help="write the result as JSON here")
+    parser.add_argument("--out", default=None,
+                        help="write the result as JSON here; every answer goes beside it (.predictions.jsonl)")
 
 
 FORMAT_WARNING_RATE = 0.5
@@ -134,11 +166,13 @@ def run(args: argparse.Namespace) -> int:
         sampling.max_new_tokens = args.max_new_tokens
     sampling = from_dict(SamplingConfig, to_dict(sampling), "options")
     out = output_file(args.out, "--out") if args.out else None
+    predictions = output_file(out.with_name(out.stem + ".predictions.jsonl"), "--out companion") if out else None
     pairs = read_pairs(args.pairs)
     if args.model != "default":
         resolve_model(args.model)
     gen = make_generator(args.model, backend=args.backend, thinking=args.thinking)
-    result = {"model": args.model, "pairs": args.pairs, **pair_accuracy(gen, pairs, prompt_cfg, sampling, both_orders=not args.recorded_order_only)}
+    result = {"model": args.model, "pairs": args.pairs, **pair_accuracy(gen, pairs, prompt_cfg, sampling, both_orders=not args.recorded_order_only,
+                                                                      predictions_path=predictions)}
     text = json.dumps(result, indent=1)
     print(text)
     if out:

@@ -129,7 +129,8 @@ def critic_rows(pairs: list[CriticPair], prompt_cfg: PromptConfig, both_orders: 
 
 
 def _pair_eval(cfg: ACTConfig, model: str, pairs: list[CriticPair], key: str) -> None:
-    """Held-out pair accuracy of `model` into pair_eval.json[key] (main process; skipped when present)."""
+    """Held-out pair accuracy of `model` into pair_eval.json[key], every answer into
+    pair_eval.<key>.predictions.jsonl (main process; skipped when present)."""
     if not (cfg.pair_eval and pairs and is_main_process()):
         return
     from actrl.eval.pair_accuracy import pair_accuracy
@@ -148,7 +149,8 @@ def _pair_eval(cfg: ACTConfig, model: str, pairs: list[CriticPair], key: str) ->
     else:
         gen = make_generator(model, backend=cfg.pair_eval_backend, thinking=cfg.prompt.thinking)
     try:
-        record[key] = {"model": model, **pair_accuracy(gen, pairs, cfg.prompt, sampling)}
+        answers = path.with_name(f"pair_eval.{key}.predictions.jsonl")
+        record[key] = {"model": model, **pair_accuracy(gen, pairs, cfg.prompt, sampling, predictions_path=answers)}
     finally:
         gen.close()  # a vLLM engine's KV cache must not stay beside the training that follows
     path.parent.mkdir(parents=True, exist_ok=True)
